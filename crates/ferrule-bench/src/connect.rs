@@ -1,0 +1,177 @@
+//! The connect scenario: how fast the broker accepts new MQTT connections. Each of
+//! `concurrency` workers repeatedly opens a TCP connection, sends CONNECT and waits for CONNACK,
+//! until `connections` have been attempted; the latency of one connection is TCP connect +
+//! CONNECT -> CONNACK.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ferrule_mqtt::ProtocolVersion;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout_at};
+
+use crate::conn::{Conn, connect_packet};
+use crate::histogram::Histogram;
+use crate::pubsub::KEEP_ALIVE_SECS;
+use crate::report::{Report, Value};
+
+/// A validated connect run.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectPlan {
+    /// The broker (loopback, checked).
+    pub(crate) addr: SocketAddr,
+    /// Protocol of every connection.
+    pub(crate) protocol: ProtocolVersion,
+    /// Connections to open in total, at least 1.
+    pub(crate) connections: u32,
+    /// Connections being set up at the same time, at least 1.
+    pub(crate) concurrency: u32,
+    /// Keep every connection open until all are set up, instead of closing each at once.
+    pub(crate) hold: bool,
+    /// The run stops by itself after this long.
+    pub(crate) timeout: Duration,
+    /// Makes client identifiers unique.
+    pub(crate) run_id: String,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    succeeded: u64,
+    failed: u64,
+    first_error: Option<String>,
+    latency: Histogram,
+    held: Vec<Conn>,
+    timed_out: bool,
+}
+
+/// Runs the scenario; failures of single connections are counted, not fatal.
+pub(crate) async fn run(plan: ConnectPlan) -> anyhow::Result<Report> {
+    let start = Instant::now();
+    let deadline = start + plan.timeout;
+    let next = Arc::new(AtomicU32::new(0));
+    let mut workers = JoinSet::new();
+    for _ in 0..plan.concurrency.min(plan.connections) {
+        let (next, plan) = (next.clone(), plan.clone());
+        workers.spawn(async move { worker(&plan, &next, deadline).await });
+    }
+    let mut total = Outcome::default();
+    let mut held = Vec::new();
+    for outcome in workers.join_all().await {
+        total.succeeded += outcome.succeeded;
+        total.failed += outcome.failed;
+        total.latency.merge(&outcome.latency);
+        total.timed_out |= outcome.timed_out;
+        if total.first_error.is_none() {
+            total.first_error = outcome.first_error;
+        }
+        held.extend(outcome.held);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    for conn in held {
+        conn.close().await;
+    }
+
+    let mut report = Report::new(format!(
+        "connect: {} x{} ({} at a time) on {}",
+        plan.protocol, plan.connections, plan.concurrency, plan.addr
+    ));
+    let protocol = if plan.protocol.is_v5() { "5" } else { "3.1.1" };
+    report.add("scenario", "scenario", "", Value::Text("connect".into()));
+    report.add("broker", "broker", "", Value::Text(plan.addr.to_string()));
+    report.add("protocol", "protocol", "", Value::Text(protocol.into()));
+    report.add(
+        "connections",
+        "connections",
+        "",
+        Value::Int(plan.connections.into()),
+    );
+    report.add(
+        "concurrency",
+        "concurrency",
+        "",
+        Value::Int(plan.concurrency.into()),
+    );
+    report.add(
+        "hold",
+        "held open until the end",
+        "",
+        Value::Bool(plan.hold),
+    );
+    report.add("succeeded", "succeeded", "", Value::Int(total.succeeded));
+    report.add("failed", "failed", "", Value::Int(total.failed));
+    report.add("elapsed_s", "elapsed", "s", Value::Num(elapsed));
+    report.add(
+        "connect_rate",
+        "connection rate",
+        "conn/s",
+        Value::Num(if elapsed > 0.0 {
+            total.succeeded as f64 / elapsed
+        } else {
+            0.0
+        }),
+    );
+    report.add_latency(
+        [
+            "connect_p50_us",
+            "connect_p90_us",
+            "connect_p99_us",
+            "connect_max_us",
+        ],
+        "connect latency",
+        &total.latency,
+    );
+    report.add("timed_out", "timed out", "", Value::Bool(total.timed_out));
+    if let Some(error) = total.first_error {
+        report.error(format!(
+            "{} connections failed, the first: {error}",
+            total.failed
+        ));
+    }
+    if total.timed_out {
+        report.error(format!(
+            "the run hit --timeout {}s before every connection was made",
+            plan.timeout.as_secs()
+        ));
+    }
+    Ok(report)
+}
+
+async fn worker(plan: &ConnectPlan, next: &AtomicU32, deadline: Instant) -> Outcome {
+    let mut outcome = Outcome::default();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= plan.connections {
+            return outcome;
+        }
+        let connect = connect_packet(
+            format!("fb{}c{i}", plan.run_id),
+            plan.protocol,
+            KEEP_ALIVE_SECS,
+        );
+        let began = Instant::now();
+        match timeout_at(deadline, Conn::open(plan.addr, connect, 64 * 1024)).await {
+            Ok(Ok((conn, _))) => {
+                let nanos = began.elapsed().as_nanos();
+                outcome
+                    .latency
+                    .record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                outcome.succeeded += 1;
+                if plan.hold {
+                    outcome.held.push(conn);
+                } else {
+                    conn.close().await;
+                }
+            }
+            Ok(Err(e)) => {
+                outcome.failed += 1;
+                outcome.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Err(_) => {
+                outcome.timed_out = true;
+                return outcome;
+            }
+        }
+    }
+}

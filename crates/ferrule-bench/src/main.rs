@@ -1,0 +1,229 @@
+//! `ferrule-bench`: a load generator for MQTT brokers, to compare Ferrule with its peers.
+//!
+//! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
+//! connection setup, over plain TCP, the same way for every broker. The client side is the
+//! sans-IO `ferrule-mqtt` codec over non-blocking sockets on a single-threaded runtime by
+//! default, so it costs little CPU and leaves the rest of the machine to the broker.
+//!
+//! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`. Nothing of the
+//! broker itself: it must treat every broker alike.
+//!
+//! Safety: it only ever connects to loopback addresses (see [`target`]), and every run stops by
+//! itself, after its message count or `--timeout`, whichever comes first.
+//!
+//! Order of calls: parse flags into a plan (host checked here, before any socket exists), build
+//! the runtime, run the scenario, print the report (a table, or one JSON line with `--json`).
+
+mod conn;
+mod connect;
+mod histogram;
+mod pubsub;
+mod report;
+mod target;
+
+use std::hash::{BuildHasher, RandomState};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
+
+use crate::connect::ConnectPlan;
+use crate::pubsub::{PubSubPlan, STAMP_LEN};
+
+/// Load generator for MQTT brokers on this machine (loopback only).
+#[derive(Debug, Parser)]
+#[command(name = "ferrule-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publishers -> broker -> subscribers: throughput, loss, duplicates and latency.
+    Pubsub(PubSubArgs),
+    /// Connection setup: CONNECT -> CONNACK per second and its latency.
+    Connect(ConnectArgs),
+}
+
+/// Flags every scenario takes.
+#[derive(Debug, Args)]
+struct Common {
+    /// Broker host: a loopback address (127.0.0.0/8, ::1) or `localhost`; others are refused.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker port (plain MQTT over TCP).
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// MQTT protocol version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = parse_protocol)]
+    protocol: ProtocolVersion,
+    /// Stop after this many seconds and report what was measured so far.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Print the report as one JSON line on stdout (the table then goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Client runtime threads; 1 runs every connection on one thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+}
+
+#[derive(Debug, Args)]
+struct PubSubArgs {
+    #[command(flatten)]
+    common: Common,
+    /// QoS of publishes and subscriptions: 0 or 1.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    /// Publishing connections; each publishes to `{prefix}/p{n}`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    publishers: u32,
+    /// Subscribing connections; each subscribes to `{prefix}/#` and so gets every message.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    subscribers: u32,
+    /// Messages per publisher.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    messages: u32,
+    /// Payload size in bytes (at least 16: send time, publisher and sequence number).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
+    payload: u32,
+    /// Topic prefix [default: bench/<random run id>].
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Messages per second per publisher; 0 = as fast as the broker takes them.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// QoS 1: unacknowledged PUBLISHes per publisher (lowered to the broker's receive maximum).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    inflight: u16,
+    /// All publishers publish to one shared topic, `{prefix}/all`.
+    #[arg(long)]
+    fan_in: bool,
+}
+
+#[derive(Debug, Args)]
+struct ConnectArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open in total.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    connections: u32,
+    /// Connections being set up at the same time.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// Keep every connection open until all are made (tests many concurrent sessions; mind
+    /// `ulimit -n`), instead of closing each right after CONNACK.
+    #[arg(long)]
+    hold: bool,
+}
+
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s {
+        "3.1.1" | "311" | "4" => Ok(ProtocolVersion::V311),
+        "5" | "5.0" => Ok(ProtocolVersion::V5),
+        _ => Err(format!("expected 3.1.1 or 5, not {s:?}")),
+    }
+}
+
+/// Eight hex digits, different in every process.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hash = RandomState::new().hash_one((nanos, std::process::id()));
+    format!("{:08x}", hash as u32)
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat`; `None` where that
+/// does not exist. Linux reports it in clock ticks of 1/100 s on every architecture we run on.
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
+}
+
+fn runtime(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(threads));
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")
+}
+
+fn pubsub_plan(args: PubSubArgs, run_id: String) -> anyhow::Result<PubSubPlan> {
+    let prefix = args
+        .topic_prefix
+        .unwrap_or_else(|| format!("bench/{run_id}"));
+    TopicName::validate(&prefix).map_err(|e| anyhow::anyhow!("--topic-prefix {prefix:?}: {e}"))?;
+    let qos = QoS::from_u8(args.qos).context("--qos must be 0 or 1")?;
+    let payload = usize::try_from(args.payload).context("--payload")?;
+    debug_assert!(payload >= STAMP_LEN, "clap enforces the minimum");
+    Ok(PubSubPlan {
+        addr: target::loopback_addr(&args.common.host, args.common.port)?,
+        protocol: args.common.protocol,
+        qos,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        messages: args.messages,
+        payload,
+        prefix,
+        rate: args.rate,
+        inflight: args.inflight,
+        fan_in: args.fan_in,
+        timeout: Duration::from_secs(args.common.timeout),
+        run_id,
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let run_id = run_id();
+    let (report, json) = match cli.command {
+        Command::Pubsub(args) => {
+            let (threads, json) = (args.common.threads, args.common.json);
+            let plan = pubsub_plan(args, run_id)?;
+            (runtime(threads)?.block_on(pubsub::run(plan))?, json)
+        }
+        Command::Connect(args) => {
+            let plan = ConnectPlan {
+                addr: target::loopback_addr(&args.common.host, args.common.port)?,
+                protocol: args.common.protocol,
+                connections: args.connections,
+                concurrency: args.concurrency,
+                hold: args.hold,
+                timeout: Duration::from_secs(args.common.timeout),
+                run_id,
+            };
+            let report = runtime(args.common.threads)?.block_on(connect::run(plan))?;
+            (report, args.common.json)
+        }
+    };
+    if json {
+        eprint!("{}", report.table());
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrule-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

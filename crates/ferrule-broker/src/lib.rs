@@ -1,0 +1,239 @@
+//! Ferrule's MQTT broker: listeners (TCP, TLS, WebSocket), sessions, routing, retained and
+//! offline messages, wills, and write-behind persistence.
+//!
+//! Depends on the pure `ferrule-mqtt` codec and on `ferrule-store` for persistence; it owns
+//! every socket and task. Order of calls: [`Broker::start`] (loads persisted state), then
+//! [`Broker::listen`] once per listener, then [`Broker::shutdown`] to stop accepting,
+//! disconnect clients with reason 0x8B and flush sessions to the store.
+
+mod broker;
+mod config;
+mod connection;
+mod metrics;
+mod persist;
+mod session;
+mod transport;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrule_mqtt::{Properties, QoS, TopicName};
+use ferrule_store::BrokerStore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+pub use crate::config::BrokerConfig;
+pub use crate::transport::{ConnInfo, ListenerKind};
+
+use crate::broker::{BrokerInner, now_ms};
+use crate::persist::PersistOp;
+use crate::session::Message;
+use crate::transport::{ByteStream, Transport};
+
+/// Errors starting or running the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The persisted state could not be loaded.
+    #[error("loading persisted broker state: {0}")]
+    Store(#[from] ferrule_store::StoreError),
+    /// A listener could not bind its address.
+    #[error("binding the {kind} listener to {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        kind: ListenerKind,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: io::Error,
+    },
+    /// A TLS listener was configured without TLS settings.
+    #[error("the {0} listener needs a TLS configuration")]
+    MissingTls(ListenerKind),
+}
+
+/// One listener to run.
+#[derive(Clone)]
+pub struct ListenerSpec {
+    /// What it speaks.
+    pub kind: ListenerKind,
+    /// Where it listens; port 0 picks a free port (see the address [`Broker::listen`] returns).
+    pub addr: SocketAddr,
+    /// TLS settings for `Mqtts` and `Wss`. The server config's client-certificate verifier
+    /// decides which client certificates complete the handshake; what a client presented is
+    /// passed on in [`ConnInfo::peer_certificates`].
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Counts for status pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Open client connections.
+    pub connections: usize,
+    /// Sessions, online and offline.
+    pub sessions: usize,
+    /// Retained messages.
+    pub retained: usize,
+}
+
+/// A running broker. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+impl Broker {
+    /// Starts a broker, restoring retained messages and persistent sessions from `store` if given.
+    pub async fn start(config: BrokerConfig, store: Option<BrokerStore>) -> Result<Broker, BrokerError> {
+        let Some(store) = store else {
+            return Ok(Broker { inner: Arc::new(BrokerInner::new(config, None)) });
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let interval = config.persist_interval;
+        let inner = Arc::new(BrokerInner::new(config, Some(tx)));
+        let (retained, sessions) = persist::load(&inner, &store).await?;
+        tracing::info!(retained, sessions, "restored persisted state");
+        tokio::spawn(persist::run_writer(Arc::downgrade(&inner), store, rx, interval));
+        Ok(Broker { inner })
+    }
+
+    /// Binds a listener and starts accepting on it. Returns the bound address.
+    pub async fn listen(&self, spec: ListenerSpec) -> Result<SocketAddr, BrokerError> {
+        let bind_err = |source| BrokerError::Bind { kind: spec.kind, addr: spec.addr, source };
+        if spec.kind.is_tls() && spec.tls.is_none() {
+            return Err(BrokerError::MissingTls(spec.kind));
+        }
+        let listener = TcpListener::bind(spec.addr).await.map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        tracing::info!(kind = %spec.kind, addr = %local, "listening");
+        tokio::spawn(accept_loop(self.inner.clone(), listener, spec));
+        Ok(local)
+    }
+
+    /// Publishes a message from the broker itself (events, tests).
+    pub fn publish(&self, topic: TopicName, payload: Bytes, qos: QoS, retain: bool) -> usize {
+        let msg = Arc::new(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: Properties::default(),
+            expires_at_ms: None,
+            publisher: None,
+        });
+        if retain {
+            self.inner.retain(&msg);
+        }
+        self.inner.route(&msg)
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> BrokerStats {
+        BrokerStats {
+            connections: self.inner.connections.load(Ordering::Relaxed),
+            sessions: self.inner.session_count(),
+            retained: self.inner.retained_count(),
+        }
+    }
+
+    /// Stops accepting, disconnects every client (MQTT 5 reason 0x8B), and writes persistent
+    /// sessions and pending retained changes to the store. Waits at most `grace` for clients.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.inner.connection_ended.notified()).await;
+        }
+        let left = self.inner.connections.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::warn!(connections = left, "connections still open after the shutdown grace period");
+        }
+        if self.inner.persist.is_some() {
+            let now = now_ms();
+            let records: Vec<_> =
+                self.inner.all_sessions().iter().filter_map(|s| persist::session_record(s, Some(now))).collect();
+            let n = records.len();
+            self.inner.persist(PersistOp::SaveSessions(records));
+            let (done_tx, done_rx) = oneshot::channel();
+            self.inner.persist(PersistOp::Flush(done_tx));
+            let _ = done_rx.await;
+            tracing::info!(sessions = n, "persistent sessions saved");
+        }
+    }
+}
+
+/// Decrements the connection count however the connection task ends.
+struct ConnectionSlot(Arc<BrokerInner>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connections.decrement(1.0);
+        self.0.connection_ended.notify_waiters();
+    }
+}
+
+async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: ListenerSpec) {
+    let mut shutdown = broker.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(kind = %spec.kind, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let open = broker.connections.fetch_add(1, Ordering::AcqRel);
+        broker.metrics.connections.increment(1.0);
+        broker.metrics.connections_total.increment(1);
+        let slot = ConnectionSlot(broker.clone());
+        let over_limit = open >= broker.config.max_connections;
+        let spec = spec.clone();
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let timeout = broker.config.connect_timeout;
+            match tokio::time::timeout(timeout, establish(&spec, tcp, peer)).await {
+                Ok(Ok((transport, info))) => connection::serve(broker, transport, info, over_limit).await,
+                Ok(Err(e)) => {
+                    tracing::info!(peer = %peer, kind = %spec.kind, error = %e, "handshake failed");
+                    metrics::connection_closed("handshake_failed");
+                }
+                Err(_) => {
+                    tracing::info!(peer = %peer, kind = %spec.kind, "handshake timed out");
+                    metrics::connection_closed("handshake_timeout");
+                }
+            }
+        });
+    }
+    tracing::debug!(kind = %spec.kind, "listener stopped");
+}
+
+/// TLS and WebSocket handshakes, as the listener kind asks.
+async fn establish(spec: &ListenerSpec, tcp: TcpStream, peer: SocketAddr) -> io::Result<(Transport, ConnInfo)> {
+    let mut info = ConnInfo { peer, listener: spec.kind, peer_certificates: None, tls_version: None };
+    let stream: Box<dyn ByteStream> = match (&spec.tls, spec.kind.is_tls()) {
+        (Some(tls), true) => {
+            let tls = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(tcp).await?;
+            let (_, conn) = tls.get_ref();
+            info.peer_certificates =
+                conn.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+            info.tls_version = conn.protocol_version().and_then(|v| v.as_str());
+            Box::new(tls)
+        }
+        _ => Box::new(tcp),
+    };
+    let transport =
+        if spec.kind.is_websocket() { transport::accept_websocket(stream).await? } else { Transport::Stream(stream) };
+    Ok((transport, info))
+}

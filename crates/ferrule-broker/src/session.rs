@@ -1,0 +1,232 @@
+//! Session state that outlives a connection: subscriptions, the message queue, messages in flight.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use ferrule_mqtt::{ProtocolVersion, Properties, QoS, RetainHandling, TopicFilter, TopicName};
+use tokio::sync::{Notify, oneshot};
+
+/// A published message as the broker routes it. Shared by every delivery of it.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) topic: TopicName,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    /// Properties forwarded to MQTT 5 receivers: payload format, content type, response topic,
+    /// correlation data, user properties. Expiry is kept as `expires_at_ms` instead.
+    pub(crate) properties: Properties,
+    /// Wall-clock expiry in Unix milliseconds (MQTT 5 message expiry), if any.
+    pub(crate) expires_at_ms: Option<u64>,
+    /// The publishing client, for no-local subscriptions.
+    pub(crate) publisher: Option<Arc<str>>,
+}
+
+impl Message {
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|t| t <= now_ms)
+    }
+}
+
+/// One message on its way to one session, with what that session's subscriptions made of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) msg: Arc<Message>,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) subscription_ids: Vec<u32>,
+}
+
+/// Options of one subscription, as granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubOptions {
+    pub(crate) qos: QoS,
+    pub(crate) no_local: bool,
+    pub(crate) retain_as_published: bool,
+    pub(crate) retain_handling: RetainHandling,
+    pub(crate) subscription_id: Option<u32>,
+}
+
+impl SubOptions {
+    /// The MQTT 5 subscription-options byte, which is also how the store keeps them.
+    pub(crate) fn to_byte(self) -> u8 {
+        self.qos as u8
+            | u8::from(self.no_local) << 2
+            | u8::from(self.retain_as_published) << 3
+            | (self.retain_handling as u8) << 4
+    }
+
+    pub(crate) fn from_byte(b: u8, subscription_id: Option<u32>) -> Option<SubOptions> {
+        let retain_handling = match (b >> 4) & 0b11 {
+            0 => RetainHandling::SendAtSubscribe,
+            1 => RetainHandling::SendIfNew,
+            2 => RetainHandling::DoNotSend,
+            _ => return None,
+        };
+        Some(SubOptions {
+            qos: QoS::from_u8(b & 0b11)?,
+            no_local: b & 0b100 != 0,
+            retain_as_published: b & 0b1000 != 0,
+            retain_handling,
+            subscription_id,
+        })
+    }
+}
+
+/// Where an outgoing QoS 1/2 message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InflightState {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish,
+    /// PUBREL sent; waiting for PUBCOMP.
+    Release,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    /// Send order, so redelivery after a reconnect keeps it.
+    pub(crate) seq: u64,
+    pub(crate) delivery: Delivery,
+    pub(crate) state: InflightState,
+}
+
+/// Why the broker tells a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    TakenOver,
+    SessionRemoved,
+}
+
+/// The connection currently attached to a session.
+#[derive(Debug)]
+pub(crate) struct Attached {
+    pub(crate) generation: u64,
+    pub(crate) kick: Option<oneshot::Sender<Kick>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub(crate) protocol: ProtocolVersion,
+    /// Seconds the session lives after its connection closes; `u32::MAX` is forever.
+    pub(crate) expiry: u32,
+    pub(crate) subscriptions: HashMap<TopicFilter, SubOptions>,
+    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) inflight: HashMap<u16, Inflight>,
+    pub(crate) next_seq: u64,
+    /// QoS 2 packet ids received and PUBREC'd, waiting for the client's PUBREL.
+    pub(crate) incoming_qos2: HashSet<u16>,
+    pub(crate) next_packet_id: u16,
+    pub(crate) attached: Option<Attached>,
+    /// The generation of the last connection that attached, so a delayed will can tell whether
+    /// the client came back.
+    pub(crate) last_generation: u64,
+    pub(crate) disconnected_at_ms: Option<u64>,
+    /// Changed since it was last written to the store.
+    pub(crate) dirty: bool,
+    /// Removed from the broker; late deliveries to it are discarded.
+    pub(crate) ended: bool,
+}
+
+impl SessionState {
+    /// Allocates a packet id not in flight. `None` when all 65535 are in use.
+    pub(crate) fn alloc_packet_id(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            let id = self.next_packet_id;
+            self.next_packet_id = if id == u16::MAX { 1 } else { id + 1 };
+            if !self.inflight.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.expiry > 0
+    }
+}
+
+/// A session, shared by the broker's indexes and the connection attached to it.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) client_id: Arc<str>,
+    state: Mutex<SessionState>,
+    /// Woken when a delivery is queued.
+    pub(crate) notify: Notify,
+    /// Mirrors `state.attached.is_some()` for lock-free checks when picking a shared subscriber.
+    pub(crate) online: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: Arc<str>, protocol: ProtocolVersion, expiry: u32) -> Session {
+        Session {
+            client_id,
+            state: Mutex::new(SessionState {
+                protocol,
+                expiry,
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                inflight: HashMap::new(),
+                next_seq: 0,
+                incoming_qos2: HashSet::new(),
+                next_packet_id: 1,
+                attached: None,
+                last_generation: 0,
+                disconnected_at_ms: None,
+                dirty: false,
+                ended: false,
+            }),
+            notify: Notify::new(),
+            online: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the state. A panic while holding the lock is a bug elsewhere; the state is still
+    /// consistent enough to serve (every mutation is a single step), so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Relaxed);
+    }
+}
+
+/// What happened to a delivery offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    Queued,
+    /// Not queued: QoS 0 for an offline session, or the session ended.
+    Skipped,
+    /// The session's queue is full.
+    Dropped,
+}
+
+impl Session {
+    /// Queues a delivery and wakes the attached connection.
+    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize, queue_qos0_offline: bool) -> Enqueued {
+        let mut st = self.lock();
+        if st.ended {
+            return Enqueued::Skipped;
+        }
+        let online = st.attached.is_some();
+        if !online && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
+            return Enqueued::Skipped;
+        }
+        if st.queue.len() >= max_queued {
+            return Enqueued::Dropped;
+        }
+        st.queue.push_back(d);
+        if !online {
+            st.dirty = true;
+        }
+        drop(st);
+        self.notify.notify_one();
+        Enqueued::Queued
+    }
+}

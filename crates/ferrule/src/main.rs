@@ -1,0 +1,51 @@
+//! The `ferrule` command: a self-hosted, AWS-IoT-compatible device gateway in one binary.
+//!
+//! This crate is the composition root: it parses flags, environment and the config file into
+//! typed settings, sets up logging and metrics, and wires the broker, the store and the TLS
+//! material together. Only here do errors become `anyhow`.
+
+mod serve;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+/// Ferrule: an MQTT 3.1.1/5.0 broker with AWS IoT's device-identity and control-plane model.
+#[derive(Debug, Parser)]
+#[command(name = "ferrule", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway: MQTT listeners, the control-plane API and metrics.
+    Serve(Box<settings::ServeArgs>),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a documented configuration file with every key at its default.
+    Default,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", settings::DEFAULT_CONFIG);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrule: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

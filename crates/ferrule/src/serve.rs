@@ -1,0 +1,177 @@
+//! `ferrule serve`: wires settings, logging, metrics, TLS, the store and the broker together.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use ferrule_broker::{Broker, ListenerKind, ListenerSpec};
+use ferrule_pki::DevPki;
+use ferrule_store::BrokerStore;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::settings::{LogFormat, ServeArgs, Settings};
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+fn init_logging(s: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log).map_err(|e| anyhow::anyhow!("log: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match s.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+}
+
+async fn serve(s: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
+    let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    tokio::spawn(metrics_upkeep(metrics.clone()));
+
+    let tls = Arc::new(tls_config(&s)?);
+    let db = s.data_dir.join("ferrule.db");
+    let store = BrokerStore::open_sqlite(&db).await.with_context(|| format!("opening {}", db.display()))?;
+    let broker = Broker::start(s.broker.clone(), Some(store.clone())).await?;
+
+    let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
+    let listeners = [
+        (ListenerKind::Mqtts, Some(s.mqtts_listen)),
+        (ListenerKind::Mqtt, s.mqtt_listen),
+        (ListenerKind::Ws, s.ws_listen),
+        (ListenerKind::Wss, s.wss_listen),
+    ];
+    for (kind, addr) in listeners {
+        let Some(addr) = addr else { continue };
+        let tls = kind.is_tls().then(|| tls.clone());
+        let local = broker.listen(ListenerSpec { kind, addr, tls }).await?;
+        bound.push((kind.as_str(), local));
+    }
+    let api = tokio::net::TcpListener::bind(s.api_listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", s.api_listen))?;
+    let api_addr = api.local_addr()?;
+    bound.push(("api", api_addr));
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(metrics, broker.clone());
+    let api_task = tokio::spawn(async move {
+        axum::serve(api, app)
+            .with_graceful_shutdown(async {
+                let _ = api_stop_rx.await;
+            })
+            .await
+    });
+    write_listeners(&s.data_dir, &bound)?;
+    announce(&s, &bound);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = api_stop_tx.send(());
+    broker.shutdown(Duration::from_secs(5)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn tls_config(s: &Settings) -> anyhow::Result<rustls::ServerConfig> {
+    let (chain, key) = match &s.tls {
+        Some((cert, key)) => (ferrule_pki::load_cert_chain(cert)?, ferrule_pki::load_private_key(key)?),
+        None => {
+            let pki = DevPki::load_or_create(&s.data_dir)?;
+            (pki.server_chain()?, pki.server_key()?)
+        }
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the TLS certificate and key do not match or are unsupported")
+}
+
+fn router(metrics: PrometheusHandle, broker: Broker) -> Router {
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route(
+            "/health",
+            get(move || {
+                let st = broker.stats();
+                std::future::ready(axum::Json(health_body(st)))
+            }),
+        )
+}
+
+fn health_body(st: ferrule_broker::BrokerStats) -> std::collections::BTreeMap<&'static str, usize> {
+    [("connections", st.connections), ("sessions", st.sessions), ("retained", st.retained)].into_iter().collect()
+}
+
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// `DATA_DIR/listeners.toml` names the address each listener actually bound, so scripts and
+/// tests that ask for port 0 can find it.
+fn write_listeners(dir: &Path, bound: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
+    let body: String = bound.iter().map(|(k, a)| format!("{k} = \"{a}\"\n")).collect();
+    let path = dir.join("listeners.toml");
+    let tmp = dir.join("listeners.toml.tmp");
+    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn announce(s: &Settings, bound: &[(&str, SocketAddr)]) {
+    let ca = s.data_dir.join("server-ca.pem");
+    for (kind, addr) in bound {
+        tracing::info!(listener = kind, %addr, "ready");
+    }
+    if s.tls.is_none() {
+        if let Some((_, addr)) = bound.iter().find(|(k, _)| *k == "mqtts") {
+            tracing::info!(
+                "try: mosquitto_sub --cafile {} -h localhost -p {} -t 'hello/#' -v",
+                ca.display(),
+                addr.port()
+            );
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,300 @@
+//! `ferrule serve` settings: flags, `FERRULE_*` environment variables and the TOML config file,
+//! parsed once into typed values. A flag or variable beats the file; the file beats the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use ferrule_broker::BrokerConfig;
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How a device's first connection behaves during just-in-time registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum JitrMode {
+    /// Hold the first connection until the certificate is activated (bounded).
+    Hold,
+    /// Close the first connection, as AWS IoT does.
+    Aws,
+}
+
+/// Every `serve` setting. Each field is a flag, an environment variable and a config-file key
+/// (the flag's name with underscores).
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServeArgs {
+    /// TOML config file; its keys are the flag names with underscores.
+    #[arg(long, env = "FERRULE_CONFIG")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory for the database, generated credentials and the development PKI.
+    #[arg(long, env = "FERRULE_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// MQTT over TLS listener [default: 127.0.0.1:8883].
+    #[arg(long, env = "FERRULE_MQTTS_LISTEN")]
+    pub(crate) mqtts_listen: Option<SocketAddr>,
+    /// Plain MQTT over TCP listener, for local development and trusted networks [default: off].
+    #[arg(long, env = "FERRULE_MQTT_LISTEN")]
+    pub(crate) mqtt_listen: Option<SocketAddr>,
+    /// MQTT over WebSocket listener [default: off].
+    #[arg(long, env = "FERRULE_WS_LISTEN")]
+    pub(crate) ws_listen: Option<SocketAddr>,
+    /// MQTT over WebSocket over TLS listener [default: off].
+    #[arg(long, env = "FERRULE_WSS_LISTEN")]
+    pub(crate) wss_listen: Option<SocketAddr>,
+    /// HTTP listener for the control-plane API, /metrics and /health [default: 127.0.0.1:9000].
+    #[arg(long, env = "FERRULE_API_LISTEN")]
+    pub(crate) api_listen: Option<SocketAddr>,
+    /// AWS region the API answers as [default: us-east-1].
+    #[arg(long, env = "FERRULE_REGION")]
+    pub(crate) region: Option<String>,
+    /// AWS account id the API answers as [default: 123456789012].
+    #[arg(long, env = "FERRULE_ACCOUNT_ID")]
+    pub(crate) account_id: Option<String>,
+    /// Just-in-time registration mode [default: hold].
+    #[arg(long, env = "FERRULE_JITR_MODE")]
+    pub(crate) jitr_mode: Option<JitrMode>,
+    /// PEM certificate chain for the TLS listeners; without it a development PKI is generated.
+    #[arg(long, env = "FERRULE_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "FERRULE_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Log line format [default: text].
+    #[arg(long, env = "FERRULE_LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `ferrule_broker=debug` [default: info].
+    #[arg(long, env = "FERRULE_LOG")]
+    pub(crate) log: Option<String>,
+    /// Largest packet accepted from a client, in bytes [default: 268435460].
+    #[arg(long, env = "FERRULE_MAX_PACKET_SIZE")]
+    pub(crate) max_packet_size: Option<u32>,
+    /// Longest topic name or filter, in bytes [default: 65535].
+    #[arg(long, env = "FERRULE_MAX_TOPIC_LENGTH")]
+    pub(crate) max_topic_length: Option<usize>,
+    /// Most levels in a topic name or filter [default: 128].
+    #[arg(long, env = "FERRULE_MAX_TOPIC_LEVELS")]
+    pub(crate) max_topic_levels: Option<usize>,
+    /// Most simultaneous client connections [default: 100000].
+    #[arg(long, env = "FERRULE_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// Most unacknowledged QoS 1/2 messages in flight per client, each way [default: 1024].
+    #[arg(long, env = "FERRULE_MAX_INFLIGHT")]
+    pub(crate) max_inflight: Option<u16>,
+    /// Most messages queued per session; more are dropped and counted [default: 1000].
+    #[arg(long, env = "FERRULE_MAX_QUEUED_MESSAGES")]
+    pub(crate) max_queued_messages: Option<usize>,
+    /// Queue QoS 0 messages for offline persistent sessions [default: false].
+    #[arg(long, env = "FERRULE_QUEUE_QOS0_OFFLINE")]
+    pub(crate) queue_qos0_offline: Option<bool>,
+    /// Largest keep-alive a client may use, in seconds; 0 for no limit [default: 0].
+    #[arg(long, env = "FERRULE_MAX_KEEP_ALIVE")]
+    pub(crate) max_keep_alive: Option<u16>,
+    /// Largest session expiry, in seconds; also the expiry of MQTT 3.1.1 persistent sessions
+    /// [default: 4294967295, never].
+    #[arg(long, env = "FERRULE_MAX_SESSION_EXPIRY")]
+    pub(crate) max_session_expiry: Option<u32>,
+    /// Topic Alias Maximum announced to MQTT 5 clients [default: 64].
+    #[arg(long, env = "FERRULE_TOPIC_ALIAS_MAXIMUM")]
+    pub(crate) topic_alias_maximum: Option<u16>,
+}
+
+macro_rules! merge_fields {
+    ($a:ident, $b:ident, $($f:ident),* $(,)?) => { $( if $a.$f.is_none() { $a.$f = $b.$f; } )* };
+}
+
+impl ServeArgs {
+    /// Fills every unset field from `file`.
+    fn merge(mut self, file: ServeArgs) -> ServeArgs {
+        merge_fields!(
+            self, file, data_dir, mqtts_listen, mqtt_listen, ws_listen, wss_listen, api_listen, region, account_id,
+            jitr_mode, tls_cert, tls_key, log_format, log, max_packet_size, max_topic_length, max_topic_levels,
+            max_connections, max_inflight, max_queued_messages, queue_qos0_offline, max_keep_alive,
+            max_session_expiry, topic_alias_maximum,
+        );
+        self
+    }
+}
+
+/// Settings after merging and validation.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) mqtts_listen: SocketAddr,
+    pub(crate) mqtt_listen: Option<SocketAddr>,
+    pub(crate) ws_listen: Option<SocketAddr>,
+    pub(crate) wss_listen: Option<SocketAddr>,
+    pub(crate) api_listen: SocketAddr,
+    #[allow(dead_code)] // read by the control plane
+    pub(crate) region: String,
+    #[allow(dead_code)] // read by the control plane
+    pub(crate) account_id: String,
+    #[allow(dead_code)] // read by device identity
+    pub(crate) jitr_mode: JitrMode,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log: String,
+    pub(crate) broker: BrokerConfig,
+}
+
+fn parse_addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+impl Settings {
+    /// Reads the config file named by `args` (if any) and resolves every setting.
+    pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_config(path)?,
+            None => ServeArgs::default(),
+        };
+        let a = args.merge(file);
+        let d = BrokerConfig::default();
+        let account_id = a.account_id.unwrap_or_else(|| "123456789012".into());
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!("account_id: {account_id:?} is not a 12-digit AWS account id");
+        }
+        let broker = BrokerConfig {
+            max_packet_size: a.max_packet_size.unwrap_or(d.max_packet_size),
+            max_topic_length: a.max_topic_length.unwrap_or(d.max_topic_length),
+            max_topic_levels: a.max_topic_levels.unwrap_or(d.max_topic_levels),
+            max_connections: a.max_connections.unwrap_or(d.max_connections),
+            max_inflight: a.max_inflight.unwrap_or(d.max_inflight),
+            max_queued_messages: a.max_queued_messages.unwrap_or(d.max_queued_messages),
+            queue_qos0_offline: a.queue_qos0_offline.unwrap_or(d.queue_qos0_offline),
+            max_keep_alive: a.max_keep_alive.unwrap_or(d.max_keep_alive),
+            max_session_expiry: a.max_session_expiry.unwrap_or(d.max_session_expiry),
+            topic_alias_maximum: a.topic_alias_maximum.unwrap_or(d.topic_alias_maximum),
+            connect_timeout: Duration::from_secs(10),
+            persist_interval: Duration::from_secs(1),
+        };
+        if broker.max_packet_size < 64 {
+            anyhow::bail!("max_packet_size: {} is too small; it must be at least 64 bytes", broker.max_packet_size);
+        }
+        if broker.max_inflight == 0 {
+            anyhow::bail!("max_inflight: must be at least 1");
+        }
+        if broker.max_topic_levels == 0 || broker.max_topic_length == 0 {
+            anyhow::bail!("max_topic_levels and max_topic_length must be at least 1");
+        }
+        Ok(Settings {
+            data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("ferrule-data")),
+            mqtts_listen: a.mqtts_listen.unwrap_or_else(|| parse_addr("127.0.0.1:8883")),
+            mqtt_listen: a.mqtt_listen,
+            ws_listen: a.ws_listen,
+            wss_listen: a.wss_listen,
+            api_listen: a.api_listen.unwrap_or_else(|| parse_addr("127.0.0.1:9000")),
+            region: a.region.unwrap_or_else(|| "us-east-1".into()),
+            account_id,
+            jitr_mode: a.jitr_mode.unwrap_or(JitrMode::Hold),
+            tls: a.tls_cert.zip(a.tls_key),
+            log_format: a.log_format.unwrap_or(LogFormat::Text),
+            log: a.log.unwrap_or_else(|| "info".into()),
+            broker,
+        })
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ServeArgs> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+/// `ferrule config default`: every key, commented, at its default.
+pub(crate) const DEFAULT_CONFIG: &str = r#"# Ferrule configuration. Every key is also a `ferrule serve` flag (with dashes)
+# and a FERRULE_* environment variable; flags and variables win over this file.
+
+# Where the database, generated credentials and the development PKI live.
+data_dir = "ferrule-data"
+
+# Listeners. MQTT over TLS is always on; the others are off unless set.
+mqtts_listen = "127.0.0.1:8883"
+# mqtt_listen = "127.0.0.1:1883"
+# ws_listen = "127.0.0.1:8080"
+# wss_listen = "127.0.0.1:8443"
+# Control-plane API, /metrics and /health (HTTP).
+api_listen = "127.0.0.1:9000"
+
+# Identity the API answers as.
+region = "us-east-1"
+account_id = "123456789012"
+
+# Just-in-time registration: "hold" keeps a device's first connection open until its
+# certificate is activated; "aws" closes it as AWS IoT does.
+jitr_mode = "hold"
+
+# TLS certificate chain and key (PEM). Without them a development CA and server
+# certificate are generated in data_dir, and data_dir/server-ca.pem is written for clients.
+# tls_cert = "/etc/ferrule/server.pem"
+# tls_key = "/etc/ferrule/server.key"
+
+# Logging: "text" or "json", and a filter such as "info" or "ferrule_broker=debug".
+log_format = "text"
+log = "info"
+
+# Limits.
+max_packet_size = 268435460
+max_topic_length = 65535
+max_topic_levels = 128
+max_connections = 100000
+max_inflight = 1024
+max_queued_messages = 1000
+queue_qos0_offline = false
+max_keep_alive = 0
+max_session_expiry = 4294967295
+topic_alias_maximum = 64
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_matches_the_defaults() {
+        let parsed: ServeArgs = toml::from_str(DEFAULT_CONFIG).expect("default config parses");
+        let s = Settings::resolve(parsed).expect("default config resolves");
+        assert_eq!(s.broker, BrokerConfig::default());
+        assert_eq!(s.mqtts_listen.to_string(), "127.0.0.1:8883");
+        assert_eq!(s.api_listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = toml::from_str::<ServeArgs>("max_conections = 5\n").expect_err("unknown key");
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn ill_typed_key_names_the_key() {
+        let err = toml::from_str::<ServeArgs>("max_inflight = \"lots\"\n").expect_err("bad type");
+        assert!(err.to_string().contains("max_inflight"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: ServeArgs = toml::from_str("max_inflight = 5\nmax_connections = 7\n").expect("parses");
+        let flags = ServeArgs { max_inflight: Some(9), ..ServeArgs::default() };
+        let s = Settings::resolve(flags.merge(file)).expect("resolves");
+        assert_eq!(s.broker.max_inflight, 9);
+        assert_eq!(s.broker.max_connections, 7);
+    }
+
+    #[test]
+    fn bad_account_id_is_refused() {
+        let a = ServeArgs { account_id: Some("12".into()), ..ServeArgs::default() };
+        let err = Settings::resolve(a).expect_err("bad account id");
+        assert!(err.to_string().contains("account_id"), "{err}");
+    }
+}
