@@ -98,7 +98,12 @@ impl Report {
                 Value::Bool(b) => b.to_string(),
                 Value::Missing => "-".to_owned(),
             };
-            let _ = writeln!(out, "  {:<width$}  {value} {}", field.label, field.unit);
+            let unit = if field.unit.is_empty() { "" } else { " " };
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {value}{unit}{}",
+                field.label, field.unit
+            );
         }
         for error in &self.errors {
             let _ = writeln!(out, "  error: {error}");

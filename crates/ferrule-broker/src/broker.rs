@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicFilter, TopicName, TopicTrie};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -39,6 +39,11 @@ pub(crate) struct BrokerInner {
     pub(crate) connection_ended: Notify,
     shared_rr: AtomicUsize,
 }
+
+/// How often offline sessions are checked for expiry. A reconnect checks its own session
+/// exactly (see [`BrokerInner::attach`]); the sweep frees memory and the store, and fires nothing
+/// a client could observe earlier or later.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
 
 /// Wall-clock milliseconds since the Unix epoch: expiry times must survive a restart.
 pub(crate) fn now_ms() -> u64 {
@@ -132,6 +137,7 @@ impl BrokerInner {
         protocol: ProtocolVersion,
         clean_start: bool,
         expiry: u32,
+        now_ms: u64,
     ) -> AttachOutcome {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let (kick_tx, kick) = oneshot::channel();
@@ -139,12 +145,15 @@ impl BrokerInner {
         let mut sessions = self.sessions();
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut st = existing.lock();
+            // The sweep may not have reached a session that expired a moment ago; it is gone all
+            // the same.
+            let expired = st.has_expired(now_ms);
             if let Some(old) = st.attached.take() {
                 if let Some(k) = old.kick {
                     let _ = k.send(Kick::TakenOver);
                 }
             }
-            if !clean_start {
+            if !clean_start && !expired {
                 st.attached = Some(attached);
                 st.protocol = protocol;
                 st.expiry = expiry;
@@ -230,14 +239,7 @@ impl BrokerInner {
         let expired: Vec<Arc<Session>> = self
             .sessions()
             .values()
-            .filter(|s| {
-                let st = s.lock();
-                st.attached.is_none()
-                    && st.expiry != u32::MAX
-                    && st
-                        .disconnected_at_ms
-                        .is_some_and(|t| t + u64::from(st.expiry) * 1000 <= now_ms)
-            })
+            .filter(|s| s.lock().has_expired(now_ms))
             .cloned()
             .collect();
         for s in expired {
@@ -376,5 +378,20 @@ impl BrokerInner {
 
     pub(crate) fn retained_count(&self) -> usize {
         read(&self.retained).len()
+    }
+}
+
+/// Ends expired offline sessions every [`EXPIRY_SWEEP`] until the broker shuts down or is
+/// dropped. Runs with or without a store: expiry is part of MQTT, not of persistence.
+pub(crate) async fn sweep_expired_sessions(broker: Weak<BrokerInner>) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        if *b.shutdown.borrow() {
+            return;
+        }
+        b.expire_sessions(now_ms());
     }
 }

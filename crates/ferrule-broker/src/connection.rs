@@ -239,7 +239,7 @@ impl Conn {
         let window = usize::from(client_receive_max.min(cfg.max_inflight));
         let client_max_packet = connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
 
-        let outcome = broker.attach(&client_id, protocol, connect.clean_start, expiry);
+        let outcome = broker.attach(&client_id, protocol, connect.clean_start, expiry, now_ms());
         let session_present = outcome.session_present;
         tracing::info!(
             client_id = %client_id, peer = %info.peer, listener = %info.listener, ?protocol,

@@ -88,15 +88,19 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker, restoring retained messages and persistent sessions from `store` if given.
     pub async fn start(config: BrokerConfig, store: Option<BrokerStore>) -> Result<Broker, BrokerError> {
-        let Some(store) = store else {
-            return Ok(Broker { inner: Arc::new(BrokerInner::new(config, None)) });
+        let inner = match store {
+            None => Arc::new(BrokerInner::new(config, None)),
+            Some(store) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let interval = config.persist_interval;
+                let inner = Arc::new(BrokerInner::new(config, Some(tx)));
+                let (retained, sessions) = persist::load(&inner, &store).await?;
+                tracing::info!(retained, sessions, "restored persisted state");
+                tokio::spawn(persist::run_writer(Arc::downgrade(&inner), store, rx, interval));
+                inner
+            }
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let interval = config.persist_interval;
-        let inner = Arc::new(BrokerInner::new(config, Some(tx)));
-        let (retained, sessions) = persist::load(&inner, &store).await?;
-        tracing::info!(retained, sessions, "restored persisted state");
-        tokio::spawn(persist::run_writer(Arc::downgrade(&inner), store, rx, interval));
+        tokio::spawn(broker::sweep_expired_sessions(Arc::downgrade(&inner)));
         Ok(Broker { inner })
     }
 

@@ -219,8 +219,7 @@ pub(crate) async fn load(broker: &BrokerInner, store: &BrokerStore) -> Result<(u
     Ok((n_retained, n_sessions))
 }
 
-/// The store writer: applies ops in order and, every `interval`, writes dirty offline sessions
-/// and expires old ones.
+/// The store writer: applies ops in order and, every `interval`, writes dirty offline sessions.
 pub(crate) async fn run_writer(
     broker: std::sync::Weak<BrokerInner>,
     store: BrokerStore,
@@ -237,7 +236,6 @@ pub(crate) async fn run_writer(
             }
             _ = tick.tick() => {
                 let Some(b) = broker.upgrade() else { continue };
-                b.expire_sessions(now_ms());
                 let dirty: Vec<SessionRecord> = b
                     .all_sessions()
                     .iter()

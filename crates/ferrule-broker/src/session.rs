@@ -145,6 +145,15 @@ impl SessionState {
     pub(crate) fn is_persistent(&self) -> bool {
         self.expiry > 0
     }
+
+    /// Whether the session is offline and its expiry interval has passed at `now_ms`.
+    pub(crate) fn has_expired(&self, now_ms: u64) -> bool {
+        self.attached.is_none()
+            && self.expiry != u32::MAX
+            && self
+                .disconnected_at_ms
+                .is_some_and(|t| t.saturating_add(u64::from(self.expiry) * 1000) <= now_ms)
+    }
 }
 
 /// A session, shared by the broker's indexes and the connection attached to it.

@@ -87,10 +87,7 @@ impl DevPki {
 
     /// The server certificate's private key, for `ServerConfig`.
     pub fn server_key(&self) -> Result<PrivateKeyDer<'static>, PkiError> {
-        pem::parse_private_key(
-            self.server_key_pem.as_bytes(),
-            "the development server key",
-        )
+        pem::parse_private_key(self.server_key_pem.as_bytes(), "the development server key")
     }
 }
 
@@ -127,7 +124,8 @@ impl Files {
 
     fn load(&self) -> Result<DevPki, PkiError> {
         let (ca_cert_pem, _) = self.load_pair(&self.ca_cert, &self.ca_key)?;
-        let (server_cert_pem, server_key_pem) = self.load_pair(&self.server_cert, &self.server_key)?;
+        let (server_cert_pem, server_key_pem) =
+            self.load_pair(&self.server_cert, &self.server_key)?;
         Ok(DevPki {
             ca_cert_pem,
             server_cert_pem,

@@ -112,7 +112,10 @@ mod tests {
     fn text_without_pem_has_no_certificate() {
         let err = parse_cert_chain(b"hello\nworld\n", "the input").expect_err("no cert");
         assert!(matches!(err, PkiError::NoCertificate { .. }), "{err:?}");
-        assert!(err.to_string().starts_with("the input contains no certificate"));
+        assert!(
+            err.to_string()
+                .starts_with("the input contains no certificate")
+        );
     }
 
     #[test]
@@ -131,11 +134,15 @@ mod tests {
 
     #[test]
     fn encrypted_keys_are_named_as_such() {
-        let pkcs8 = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let pkcs8 =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let legacy = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n";
         for pem in [&pkcs8[..], &legacy[..]] {
             let err = parse_private_key(pem, "k").expect_err("encrypted");
-            assert!(matches!(err, PkiError::EncryptedPrivateKey { .. }), "{err:?}");
+            assert!(
+                matches!(err, PkiError::EncryptedPrivateKey { .. }),
+                "{err:?}"
+            );
         }
     }
 

@@ -62,7 +62,12 @@ impl TestCa {
         self.issue(LeafUsage::Client, cn, &[])
     }
 
-    fn issue(&self, usage: LeafUsage, cn: &str, sans: &[&str]) -> Result<(String, String), PkiError> {
+    fn issue(
+        &self,
+        usage: LeafUsage,
+        cn: &str,
+        sans: &[&str],
+    ) -> Result<(String, String), PkiError> {
         let issued = issue::issue_leaf(
             &self.ca,
             usage,

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    Bg, CLIENT_TIMEOUT, Msg, Mqtt, Net, Server, Sub, messages, mosq_conn_args, pub_args, publish, receive,
+    Bg, CLIENT_TIMEOUT, Msg, Mqtt, Net, Server, Sub, messages, mosq_conn_args, mosquitto_sub_line_buffered, pub_args, publish, receive,
     require_program, run, run_with_input, unique,
 };
 
@@ -22,6 +22,7 @@ fn msg(topic: &str, qos: u8, retain: bool, payload: &str) -> Msg {
 fn tools() {
     require_program("mosquitto_sub", "mosquitto-clients");
     require_program("mosquitto_pub", "mosquitto-clients");
+    require_program("stdbuf", "coreutils");
 }
 
 /// QoS 0, 1 and 2 each arrive at the QoS they were sent with; a QoS 1 subscription caps a QoS 2
@@ -172,7 +173,7 @@ fn mqtt5_message_expiry_drops_expired_retained_and_queued_messages() {
     let persistent = ["-c", "-i", id.as_str(), "-x", "300"];
     let first = Sub::start(&server, Net::Tls, Mqtt::V5, 1, &[&queue_filter], &persistent);
     drop(first); // killed: the session stays (expiry 300 s)
-    server.wait_for_log(&format!("client_id={id} reason=\"peer_closed\""), CLIENT_TIMEOUT);
+    server.wait_for_client_gone(&id);
     pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &format!("{base}/q/short"), "-m", "s", "-q", "1", "-D", "publish", "message-expiry-interval", "1"]);
     pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &format!("{base}/q/long"), "-m", "l", "-q", "1"]);
 
@@ -203,7 +204,7 @@ fn mqtt5_message_expiry_drops_expired_retained_and_queued_messages() {
 
 /// A `mosquitto_sub` with a will, connected and subscribed, to be killed.
 fn will_client(server: &Server, net: Net, v: Mqtt, will_topic: &str, extra: &[&str]) -> Bg {
-    let mut cmd = Command::new("mosquitto_sub");
+    let mut cmd = mosquitto_sub_line_buffered();
     cmd.args(mosq_conn_args(server, net, v))
         .args(["-d", "-t", &format!("{will_topic}/ignored"), "--will-topic", will_topic])
         .args(["--will-payload", "gone", "--will-qos", "1"])
@@ -269,8 +270,8 @@ fn mqtt5_will_delay_waits_and_is_cancelled_by_a_reconnect() {
     let mut back = will_client(&server, Net::Tcp, Mqtt::V5, &format!("{base}/back"), &back_args);
     gone.kill();
     back.kill();
-    server.wait_for_log(&format!("client_id={gone_id} reason=\"peer_closed\""), CLIENT_TIMEOUT);
-    server.wait_for_log(&format!("client_id={back_id} reason=\"peer_closed\""), CLIENT_TIMEOUT);
+    server.wait_for_client_gone(&gone_id);
+    server.wait_for_client_gone(&back_id);
     // `back` returns within the delay: its will must never be sent.
     let _back_again = will_client(&server, Net::Tcp, Mqtt::V5, &format!("{base}/back"), &back_args);
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
+};
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -47,7 +49,11 @@ pub fn server_config(
                 .expect("client verifier"),
         ),
     };
-    Arc::new(builder.with_single_cert(chain, key).expect("server accepts chain and key"))
+    Arc::new(
+        builder
+            .with_single_cert(chain, key)
+            .expect("server accepts chain and key"),
+    )
 }
 
 pub fn client_config(

@@ -210,6 +210,26 @@ impl Server {
         }
     }
 
+    /// Waits until the server has logged a line that satisfies `pred`.
+    pub(crate) fn wait_for_log_line(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().lines().any(&pred) {
+            if Instant::now() > deadline {
+                panic!("the server never logged {what} within {timeout:?}\n{}", self.log_dump());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the server has logged the end of `client_id`'s connection, however it ended.
+    pub(crate) fn wait_for_client_gone(&self, client_id: &str) {
+        let needle = format!("client_id={client_id} ");
+        self.wait_for_log_line(&format!("the end of {client_id}'s connection"), CLIENT_TIMEOUT, |l| {
+            l.contains(&needle)
+                && ["client disconnected", "connection lost", "connection closed"].iter().any(|m| l.contains(m))
+        });
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the exit status. Panics if it does not exit.
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server is running");
@@ -582,6 +602,14 @@ pub(crate) fn mosq_conn_args(server: &Server, net: Net, v: Mqtt) -> Vec<OsString
     a
 }
 
+/// `mosquitto_sub` with stdout line-buffered (it block-buffers into a pipe, which would hold
+/// back the "Subscribed" line until it exits).
+pub(crate) fn mosquitto_sub_line_buffered() -> Command {
+    let mut cmd = Command::new("stdbuf");
+    cmd.args(["-oL", "mosquitto_sub"]);
+    cmd
+}
+
 /// The `-F` format [`Sub`] uses: a fixed prefix, then fields separated by `|`, payload last.
 pub(crate) const SUB_FORMAT: &str = "MSG|%t|%q|%r|%p";
 
@@ -630,7 +658,7 @@ impl Sub {
         format: &str,
     ) -> Sub {
         assert!(format.starts_with("MSG|"));
-        let mut cmd = Command::new("mosquitto_sub");
+        let mut cmd = mosquitto_sub_line_buffered();
         cmd.args(mosq_conn_args(server, net, v)).args(["-d", "-q", &qos.to_string(), "-F", format]).args(extra);
         for t in topics {
             cmd.args(["-t", t]);
