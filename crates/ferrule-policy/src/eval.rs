@@ -1,0 +1,150 @@
+//! Evaluation: explicit Deny wins, then any Allow, else the implicit deny.
+
+use std::collections::HashMap;
+
+use crate::document::{Effect, Policy, Statement};
+
+/// The request: an action such as `iot:Publish` and the resource ARN it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// For example `iot:Connect`, `iot:Publish`, `iot:Subscribe`, `iot:Receive`.
+    pub action: &'a str,
+    /// For example `arn:aws:iot:us-east-1:123456789012:topic/a/b`.
+    pub resource: &'a str,
+}
+
+/// Values of policy variables and condition keys for one connection: `iot:ClientId`,
+/// `iot:Connection.Thing.ThingName`, `iot:Certificate.Subject.CommonName`, `aws:SourceIp`, ...
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    values: HashMap<String, Vec<String>>,
+}
+
+impl Context {
+    /// Sets a single-valued key.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.values.insert(key.into(), vec![value.into()]);
+    }
+
+    /// Sets a multi-valued key (condition keys such as `iot:ConnectAttributes`).
+    pub fn set_multi<I, S>(&mut self, key: impl Into<String>, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.values
+            .insert(key.into(), values.into_iter().map(Into::into).collect());
+    }
+
+    /// Sets a certificate attribute the way AWS exposes multi-valued ones: `NAME` is the first
+    /// value, `NAME.1` the second, and so on, and `NAME.List` all of them (at most five).
+    pub fn set_certificate_attribute(&mut self, name: &str, values: &[String]) {
+        let values = &values[..values.len().min(5)];
+        if let Some(first) = values.first() {
+            self.set(name, first.clone());
+        }
+        for (i, v) in values.iter().enumerate().skip(1) {
+            self.set(format!("{name}.{i}"), v.clone());
+        }
+        if !values.is_empty() {
+            self.set_multi(format!("{name}.List"), values.iter().cloned());
+        }
+    }
+
+    /// Removes a key.
+    pub fn remove(&mut self, key: &str) {
+        self.values.remove(key);
+    }
+
+    /// The first value of a key.
+    pub fn first(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// All values of a key; empty when unset.
+    pub fn values(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The outcome, with which policy and statement decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A statement allowed it and none denied it.
+    Allow {
+        /// The allowing policy's name.
+        policy: String,
+        /// The allowing statement's Sid, if any.
+        sid: Option<String>,
+    },
+    /// A statement denied it explicitly.
+    ExplicitDeny {
+        /// The denying policy's name.
+        policy: String,
+        /// The denying statement's Sid, if any.
+        sid: Option<String>,
+    },
+    /// No statement allowed it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    /// Whether the request may proceed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+impl Statement {
+    fn applies(&self, action: &str, req: &Request<'_>, ctx: &Context) -> bool {
+        let action_hit = self.actions.iter().any(|a| a.matches(action, ctx, false));
+        if action_hit == self.not_action {
+            return false;
+        }
+        let resource_hit = self
+            .resources
+            .iter()
+            .any(|r| r.matches(req.resource, ctx, false));
+        if resource_hit == self.not_resource {
+            return false;
+        }
+        self.conditions.iter().all(|c| c.holds(ctx))
+    }
+}
+
+/// Evaluates `req` against every named policy: explicit Deny wins, then the first Allow,
+/// otherwise [`Decision::ImplicitDeny`].
+pub fn evaluate<'p, I>(policies: I, req: &Request<'_>, ctx: &Context) -> Decision
+where
+    I: IntoIterator<Item = (&'p str, &'p Policy)>,
+{
+    let action = req.action.to_ascii_lowercase();
+    let mut allow: Option<Decision> = None;
+    for (name, policy) in policies {
+        for st in &policy.statements {
+            if !st.applies(&action, req, ctx) {
+                continue;
+            }
+            match st.effect {
+                Effect::Deny => {
+                    return Decision::ExplicitDeny {
+                        policy: name.to_owned(),
+                        sid: st.sid.clone(),
+                    };
+                }
+                Effect::Allow => {
+                    if allow.is_none() {
+                        allow = Some(Decision::Allow {
+                            policy: name.to_owned(),
+                            sid: st.sid.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    allow.unwrap_or(Decision::ImplicitDeny)
+}
