@@ -27,7 +27,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&s.log).map_err(|e| anyhow::anyhow!("log: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let result = match s.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -143,14 +144,12 @@ fn announce(s: &Settings, bound: &[(&str, SocketAddr)]) {
     for (kind, addr) in bound {
         tracing::info!(listener = kind, %addr, "ready");
     }
-    if s.tls.is_none() {
-        if let Some((_, addr)) = bound.iter().find(|(k, _)| *k == "mqtts") {
-            tracing::info!(
-                "try: mosquitto_sub --cafile {} -h localhost -p {} -t 'hello/#' -v",
-                ca.display(),
-                addr.port()
-            );
-        }
+    if let (None, Some((_, addr))) = (&s.tls, bound.iter().find(|(k, _)| *k == "mqtts")) {
+        tracing::info!(
+            "try: mosquitto_sub --cafile {} -h localhost -p {} -t 'hello/#' -v",
+            ca.display(),
+            addr.port()
+        );
     }
 }
 

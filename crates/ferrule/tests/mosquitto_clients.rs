@@ -1,49 +1,68 @@
-//! The real Mosquitto command-line clients (`mosquitto_pub` / `mosquitto_sub` 2.0, and `openssl
-//! s_client` for TLS details) against the real `ferrule` binary: the TLS listener with the
-//! development CA, the plain TCP listener, MQTT 3.1.1 and 5, and the two crossing each other.
+//! The real Mosquitto command-line clients (`mosquitto_pub` / `mosquitto_sub` 2.0) against the
+//! real `ferrule` binary: the TLS listener with the development CA and the plain TCP listener,
+//! MQTT 3.1.1 and 5, and the two crossing each other. TLS itself is in `tls.rs`.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use common::{
-    Bg, CLIENT_TIMEOUT, Msg, Mqtt, Net, Server, Sub, messages, mosq_conn_args, mosquitto_sub_line_buffered, pub_args, publish, receive,
-    require_program, run, run_with_input, unique,
+    Bg, CLIENT_TIMEOUT, Mqtt, Msg, Net, Server, Sub, messages, mosq_conn_args,
+    mosquitto_sub_line_buffered, msg, pub_args, publish, receive, require_mosquitto, unique,
 };
-
-fn msg(topic: &str, qos: u8, retain: bool, payload: &str) -> Msg {
-    Msg { topic: topic.to_owned(), qos, retain, payload: payload.to_owned() }
-}
-
-fn tools() {
-    require_program("mosquitto_sub", "mosquitto-clients");
-    require_program("mosquitto_pub", "mosquitto-clients");
-    require_program("stdbuf", "coreutils");
-}
 
 /// QoS 0, 1 and 2 each arrive at the QoS they were sent with; a QoS 1 subscription caps a QoS 2
 /// message at 1.
 fn qos_levels(net: Net, v: Mqtt) {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("qos");
     let mut sub = Sub::start(&server, net, v, 2, &[&format!("{base}/#")], &[]);
     for q in 0..=2u8 {
-        publish(&server, net, v, &format!("{base}/q{q}"), &format!("sent at qos {q}"), q, &[]);
+        publish(
+            &server,
+            net,
+            v,
+            &format!("{base}/q{q}"),
+            &format!("sent at qos {q}"),
+            q,
+            &[],
+        );
     }
     for q in 0..=2u8 {
-        assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/q{q}"), q, false, &format!("sent at qos {q}")));
+        assert_eq!(
+            sub.next(CLIENT_TIMEOUT),
+            msg(
+                &format!("{base}/q{q}"),
+                q,
+                false,
+                &format!("sent at qos {q}")
+            )
+        );
     }
 
     let capped_topic = format!("{base}/capped");
     let mut capped = Sub::start(&server, net, v, 1, &[&capped_topic], &[]);
-    publish(&server, net, v, &capped_topic, "qos 2 into a qos 1 subscription", 2, &[]);
-    assert_eq!(capped.next(CLIENT_TIMEOUT), msg(&capped_topic, 1, false, "qos 2 into a qos 1 subscription"));
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&capped_topic, 2, false, "qos 2 into a qos 1 subscription"));
+    publish(
+        &server,
+        net,
+        v,
+        &capped_topic,
+        "qos 2 into a qos 1 subscription",
+        2,
+        &[],
+    );
+    assert_eq!(
+        capped.next(CLIENT_TIMEOUT),
+        msg(&capped_topic, 1, false, "qos 2 into a qos 1 subscription")
+    );
+    assert_eq!(
+        sub.next(CLIENT_TIMEOUT),
+        msg(&capped_topic, 2, false, "qos 2 into a qos 1 subscription")
+    );
 }
 
 #[test]
@@ -68,20 +87,39 @@ fn qos_0_1_2_over_tcp_mqtt5() {
 
 /// Set, read, replace, clear: `-r`, a later `mosquitto_sub -C 1`, `-r -n`.
 fn retained(net: Net, v: Mqtt) {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let topic = format!("{}/state", unique("ret"));
-    pub_args(&server, net, v, &["-t", &topic, "-m", "first", "-q", "1", "-r"]);
-    pub_args(&server, net, v, &["-t", &topic, "-m", "second", "-q", "1", "-r"]);
+    pub_args(
+        &server,
+        net,
+        v,
+        &["-t", &topic, "-m", "first", "-q", "1", "-r"],
+    );
+    pub_args(
+        &server,
+        net,
+        v,
+        &["-t", &topic, "-m", "second", "-q", "1", "-r"],
+    );
 
     // A new subscriber gets the latest value, flagged as retained, at the QoS it was sent with.
     let out = receive(&server, net, v, 1, 5, &["-t", &topic, "-q", "2"]);
-    assert_eq!(messages(&out), vec![msg(&topic, 1, true, "second")], "{out:?}");
+    assert_eq!(
+        messages(&out),
+        vec![msg(&topic, 1, true, "second")],
+        "{out:?}"
+    );
 
     // An established subscription gets later retained publishes with the retain flag clear.
     let mut live = Sub::start(&server, net, v, 1, &[&topic], &[]);
     assert_eq!(live.next(CLIENT_TIMEOUT), msg(&topic, 1, true, "second"));
-    pub_args(&server, net, v, &["-t", &topic, "-m", "third", "-q", "1", "-r"]);
+    pub_args(
+        &server,
+        net,
+        v,
+        &["-t", &topic, "-m", "third", "-q", "1", "-r"],
+    );
     assert_eq!(live.next(CLIENT_TIMEOUT), msg(&topic, 1, false, "third"));
 
     // An empty retained message clears it; it still reaches current subscribers.
@@ -106,17 +144,29 @@ fn retained_set_replace_clear_over_tcp_mqtt5() {
 
 #[test]
 fn retained_messages_match_wildcard_subscriptions() {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("retwild");
     for (t, p) in [("a", "A"), ("b/c", "BC"), ("b/d/e", "BDE")] {
-        pub_args(&server, Net::Tcp, Mqtt::V311, &["-t", &format!("{base}/{t}"), "-m", p, "-r", "-q", "1"]);
+        pub_args(
+            &server,
+            Net::Tcp,
+            Mqtt::V311,
+            &["-t", &format!("{base}/{t}"), "-m", p, "-r", "-q", "1"],
+        );
     }
     let sorted = |mut v: Vec<Msg>| {
         v.sort_by(|a, b| a.topic.cmp(&b.topic));
         v
     };
-    let out = receive(&server, Net::Tls, Mqtt::V5, 3, 5, &["-t", &format!("{base}/#"), "-q", "1"]);
+    let out = receive(
+        &server,
+        Net::Tls,
+        Mqtt::V5,
+        3,
+        5,
+        &["-t", &format!("{base}/#"), "-q", "1"],
+    );
     assert_eq!(
         sorted(messages(&out)),
         vec![
@@ -126,16 +176,35 @@ fn retained_messages_match_wildcard_subscriptions() {
         ],
         "{out:?}"
     );
-    let out = receive(&server, Net::Tcp, Mqtt::V311, 1, 5, &["-t", &format!("{base}/+/c"), "-q", "0"]);
-    assert_eq!(messages(&out), vec![msg(&format!("{base}/b/c"), 0, true, "BC")], "{out:?}");
+    let out = receive(
+        &server,
+        Net::Tcp,
+        Mqtt::V311,
+        1,
+        5,
+        &["-t", &format!("{base}/+/c"), "-q", "0"],
+    );
+    assert_eq!(
+        messages(&out),
+        vec![msg(&format!("{base}/b/c"), 0, true, "BC")],
+        "{out:?}"
+    );
 }
 
 #[test]
 fn mqtt5_user_properties_and_publish_properties_are_delivered() {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let topic = format!("{}/props", unique("v5props"));
-    let mut v5 = Sub::start_fmt(&server, Net::Tls, Mqtt::V5, 1, &[&topic], &[], "MSG|%t|%P|%C|%R|%D|%F|%p");
+    let mut v5 = Sub::start_fmt(
+        &server,
+        Net::Tls,
+        Mqtt::V5,
+        1,
+        &[&topic],
+        &[],
+        "MSG|%t|%P|%C|%R|%D|%F|%p",
+    );
     let mut v3 = Sub::start(&server, Net::Tcp, Mqtt::V311, 1, &[&topic], &[]);
     #[rustfmt::skip]
     pub_args(&server, Net::Tcp, Mqtt::V5, &[
@@ -151,50 +220,159 @@ fn mqtt5_user_properties_and_publish_properties_are_delivered() {
     // User properties keep their order, duplicates included (MQTT 5, 3.3.2.3.7).
     assert_eq!(
         v5.next_raw(CLIENT_TIMEOUT),
-        format!("MSG|{topic}|region:eu region:us k:v|application/json|reply/here|c0ffee|1|{{\"t\":21.5}}")
+        format!(
+            "MSG|{topic}|region:eu region:us k:v|application/json|reply/here|c0ffee|1|{{\"t\":21.5}}"
+        )
     );
     // A 3.1.1 subscriber gets the same message without properties.
-    assert_eq!(v3.next(CLIENT_TIMEOUT), msg(&topic, 1, false, "{\"t\":21.5}"));
+    assert_eq!(
+        v3.next(CLIENT_TIMEOUT),
+        msg(&topic, 1, false, "{\"t\":21.5}")
+    );
 }
 
 #[test]
 fn mqtt5_message_expiry_drops_expired_retained_and_queued_messages() {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("expiry");
     let retained_long = format!("{base}/ret/long");
     let retained_short = format!("{base}/ret/short");
-    pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &retained_long, "-m", "L", "-r", "-q", "1", "-D", "publish", "message-expiry-interval", "60"]);
-    pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &retained_short, "-m", "S", "-r", "-q", "1", "-D", "publish", "message-expiry-interval", "1"]);
+    pub_args(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &[
+            "-t",
+            &retained_long,
+            "-m",
+            "L",
+            "-r",
+            "-q",
+            "1",
+            "-D",
+            "publish",
+            "message-expiry-interval",
+            "60",
+        ],
+    );
+    pub_args(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &[
+            "-t",
+            &retained_short,
+            "-m",
+            "S",
+            "-r",
+            "-q",
+            "1",
+            "-D",
+            "publish",
+            "message-expiry-interval",
+            "1",
+        ],
+    );
 
     // An offline persistent session gets a short-lived and a long-lived QoS 1 message queued.
     let id = unique("exp-sub");
     let queue_filter = format!("{base}/q/#");
     let persistent = ["-c", "-i", id.as_str(), "-x", "300"];
-    let first = Sub::start(&server, Net::Tls, Mqtt::V5, 1, &[&queue_filter], &persistent);
+    let first = Sub::start(
+        &server,
+        Net::Tls,
+        Mqtt::V5,
+        1,
+        &[&queue_filter],
+        &persistent,
+    );
     drop(first); // killed: the session stays (expiry 300 s)
     server.wait_for_client_gone(&id);
-    pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &format!("{base}/q/short"), "-m", "s", "-q", "1", "-D", "publish", "message-expiry-interval", "1"]);
-    pub_args(&server, Net::Tcp, Mqtt::V5, &["-t", &format!("{base}/q/long"), "-m", "l", "-q", "1"]);
+    pub_args(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &[
+            "-t",
+            &format!("{base}/q/short"),
+            "-m",
+            "s",
+            "-q",
+            "1",
+            "-D",
+            "publish",
+            "message-expiry-interval",
+            "1",
+        ],
+    );
+    pub_args(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &["-t", &format!("{base}/q/long"), "-m", "l", "-q", "1"],
+    );
 
     thread::sleep(Duration::from_millis(2200));
 
     // Only the long-lived retained message is left, with its remaining lifetime.
     let fmt = "MSG|%t|%q|%r|%E|%p";
-    let mut sub = Sub::start_fmt(&server, Net::Tls, Mqtt::V5, 1, &[&format!("{base}/ret/#")], &[], fmt);
+    let mut sub = Sub::start_fmt(
+        &server,
+        Net::Tls,
+        Mqtt::V5,
+        1,
+        &[&format!("{base}/ret/#")],
+        &[],
+        fmt,
+    );
     let line = sub.next_raw(CLIENT_TIMEOUT);
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!(fields[1..4], [retained_long.as_str(), "1", "1"], "{line}");
-    let left: u32 = fields[4].parse().unwrap_or_else(|_| panic!("no message expiry interval in {line}"));
-    assert!((55..=60).contains(&left), "expiry interval {left} should have counted down from 60 by ~2 s: {line}");
-    publish(&server, Net::Tcp, Mqtt::V5, &format!("{base}/ret/marker"), "marker", 1, &[]);
+    let left: u32 = fields[4]
+        .parse()
+        .unwrap_or_else(|_| panic!("no message expiry interval in {line}"));
+    assert!(
+        (55..=60).contains(&left),
+        "expiry interval {left} should have counted down from 60 by ~2 s: {line}"
+    );
+    publish(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &format!("{base}/ret/marker"),
+        "marker",
+        1,
+        &[],
+    );
     let line = sub.next_raw(CLIENT_TIMEOUT);
-    assert!(line.starts_with(&format!("MSG|{base}/ret/marker|")), "expired retained message delivered: {line}");
+    assert!(
+        line.starts_with(&format!("MSG|{base}/ret/marker|")),
+        "expired retained message delivered: {line}"
+    );
 
     // The persistent session gets the long-lived queued message, not the expired one.
-    let mut back = Sub::start(&server, Net::Tls, Mqtt::V5, 1, &[&queue_filter], &persistent);
-    assert_eq!(back.next(CLIENT_TIMEOUT), msg(&format!("{base}/q/long"), 1, false, "l"));
-    publish(&server, Net::Tcp, Mqtt::V5, &format!("{base}/q/marker"), "marker", 1, &[]);
+    let mut back = Sub::start(
+        &server,
+        Net::Tls,
+        Mqtt::V5,
+        1,
+        &[&queue_filter],
+        &persistent,
+    );
+    assert_eq!(
+        back.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/q/long"), 1, false, "l")
+    );
+    publish(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &format!("{base}/q/marker"),
+        "marker",
+        1,
+        &[],
+    );
     assert_eq!(
         back.next(CLIENT_TIMEOUT),
         msg(&format!("{base}/q/marker"), 1, false, "marker"),
@@ -202,20 +380,86 @@ fn mqtt5_message_expiry_drops_expired_retained_and_queued_messages() {
     );
 }
 
+/// A persistent session (`-c`) that is offline gets QoS 1 and 2 messages queued, not QoS 0
+/// (`queue_qos0_offline` is off by default).
+fn offline_queue(net: Net, v: Mqtt) {
+    require_mosquitto();
+    let server = Server::start();
+    let base = unique("offline");
+    let id = unique("offline-sub");
+    let persistent = ["-c", "-i", id.as_str()];
+    let mut first = Sub::start(&server, net, v, 2, &[&format!("{base}/#")], &persistent);
+    first.proc.terminate();
+    drop(first);
+    server.wait_for_client_gone(&id);
+    for q in 0..=2u8 {
+        publish(
+            &server,
+            Net::Tcp,
+            Mqtt::V311,
+            &format!("{base}/q{q}"),
+            &format!("offline qos {q}"),
+            q,
+            &[],
+        );
+    }
+    let mut back = Sub::start(&server, net, v, 2, &[&format!("{base}/#")], &persistent);
+    assert_eq!(
+        back.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/q1"), 1, false, "offline qos 1")
+    );
+    assert_eq!(
+        back.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/q2"), 2, false, "offline qos 2")
+    );
+    publish(
+        &server,
+        Net::Tcp,
+        Mqtt::V311,
+        &format!("{base}/marker"),
+        "marker",
+        1,
+        &[],
+    );
+    assert_eq!(
+        back.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/marker"), 1, false, "marker"),
+        "a QoS 0 message was queued for an offline session"
+    );
+}
+
+#[test]
+fn offline_persistent_session_gets_qos_1_and_2_not_qos_0_tls_mqtt311() {
+    offline_queue(Net::Tls, Mqtt::V311);
+}
+
+#[test]
+fn offline_persistent_session_gets_qos_1_and_2_not_qos_0_tcp_mqtt5() {
+    offline_queue(Net::Tcp, Mqtt::V5);
+}
+
 /// A `mosquitto_sub` with a will, connected and subscribed, to be killed.
 fn will_client(server: &Server, net: Net, v: Mqtt, will_topic: &str, extra: &[&str]) -> Bg {
     let mut cmd = mosquitto_sub_line_buffered();
     cmd.args(mosq_conn_args(server, net, v))
-        .args(["-d", "-t", &format!("{will_topic}/ignored"), "--will-topic", will_topic])
+        .args([
+            "-d",
+            "-t",
+            &format!("{will_topic}/ignored"),
+            "--will-topic",
+            will_topic,
+        ])
         .args(["--will-payload", "gone", "--will-qos", "1"])
         .args(extra);
     let mut p = Bg::spawn(&mut cmd);
-    p.line(CLIENT_TIMEOUT, "a SUBACK", |l| l.starts_with("Subscribed (mid:"));
+    p.line(CLIENT_TIMEOUT, "a SUBACK", |l| {
+        l.starts_with("Subscribed (mid:")
+    });
     p
 }
 
 fn will(net: Net, v: Mqtt) {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("will");
     let mut watcher = Sub::start(&server, net, v, 1, &[&format!("{base}/#")], &[]);
@@ -226,19 +470,39 @@ fn will(net: Net, v: Mqtt) {
         "-t", &format!("{base}/hello"), "-m", "hi", "-q", "1",
         "--will-topic", &format!("{base}/polite"), "--will-payload", "should not appear",
     ]);
-    assert_eq!(watcher.next(CLIENT_TIMEOUT), msg(&format!("{base}/hello"), 1, false, "hi"));
+    assert_eq!(
+        watcher.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/hello"), 1, false, "hi")
+    );
 
     // One that vanishes (SIGKILL: no DISCONNECT) has its will published.
     let mut c = will_client(&server, net, v, &format!("{base}/rude"), &["--will-retain"]);
     c.kill();
-    assert_eq!(watcher.next(CLIENT_TIMEOUT), msg(&format!("{base}/rude"), 1, false, "gone"));
+    assert_eq!(
+        watcher.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/rude"), 1, false, "gone")
+    );
     // The will was retained: a new subscriber gets it.
-    let out = receive(&server, net, v, 1, 5, &["-t", &format!("{base}/rude"), "-q", "1"]);
-    assert_eq!(messages(&out), vec![msg(&format!("{base}/rude"), 1, true, "gone")], "{out:?}");
+    let out = receive(
+        &server,
+        net,
+        v,
+        1,
+        5,
+        &["-t", &format!("{base}/rude"), "-q", "1"],
+    );
+    assert_eq!(
+        messages(&out),
+        vec![msg(&format!("{base}/rude"), 1, true, "gone")],
+        "{out:?}"
+    );
 
     // Nothing else arrived in between (in particular not the polite client's will).
     publish(&server, net, v, &format!("{base}/marker"), "marker", 1, &[]);
-    assert_eq!(watcher.next(CLIENT_TIMEOUT), msg(&format!("{base}/marker"), 1, false, "marker"));
+    assert_eq!(
+        watcher.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/marker"), 1, false, "marker")
+    );
 }
 
 #[test]
@@ -253,47 +517,131 @@ fn will_is_published_when_a_client_vanishes_tcp_mqtt5() {
 
 #[test]
 fn mqtt5_will_delay_waits_and_is_cancelled_by_a_reconnect() {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("willdelay");
     let mut watcher = Sub::start(&server, Net::Tcp, Mqtt::V5, 1, &[&format!("{base}/#")], &[]);
     let delayed = |name: &str| {
         let id = format!("{base}-{name}");
-        let args = ["-c", "-i", &id, "-x", "30", "-D", "will", "will-delay-interval", "2"].map(String::from);
+        let args = [
+            "-c",
+            "-i",
+            &id,
+            "-x",
+            "30",
+            "-D",
+            "will",
+            "will-delay-interval",
+            "2",
+        ]
+        .map(String::from);
         (id, args)
     };
     let (gone_id, gone_args) = delayed("gone");
     let (back_id, back_args) = delayed("back");
     let gone_args: Vec<&str> = gone_args.iter().map(String::as_str).collect();
     let back_args: Vec<&str> = back_args.iter().map(String::as_str).collect();
-    let mut gone = will_client(&server, Net::Tcp, Mqtt::V5, &format!("{base}/gone"), &gone_args);
-    let mut back = will_client(&server, Net::Tcp, Mqtt::V5, &format!("{base}/back"), &back_args);
+    let mut gone = will_client(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &format!("{base}/gone"),
+        &gone_args,
+    );
+    let mut back = will_client(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &format!("{base}/back"),
+        &back_args,
+    );
     gone.kill();
     back.kill();
     server.wait_for_client_gone(&gone_id);
     server.wait_for_client_gone(&back_id);
     // `back` returns within the delay: its will must never be sent.
-    let _back_again = will_client(&server, Net::Tcp, Mqtt::V5, &format!("{base}/back"), &back_args);
+    let _back_again = will_client(
+        &server,
+        Net::Tcp,
+        Mqtt::V5,
+        &format!("{base}/back"),
+        &back_args,
+    );
 
-    assert_eq!(watcher.try_next(Duration::from_millis(1000)), None, "a will was sent before its delay");
-    assert_eq!(watcher.next(Duration::from_secs(5)), msg(&format!("{base}/gone"), 1, false, "gone"));
-    assert_eq!(watcher.try_next(Duration::from_millis(1500)), None, "the will of a client that came back was sent");
+    assert_eq!(
+        watcher.try_next(Duration::from_millis(1000)),
+        None,
+        "a will was sent before its delay"
+    );
+    assert_eq!(
+        watcher.next(Duration::from_secs(5)),
+        msg(&format!("{base}/gone"), 1, false, "gone")
+    );
+    assert_eq!(
+        watcher.try_next(Duration::from_millis(1500)),
+        None,
+        "the will of a client that came back was sent"
+    );
 }
 
 /// A message from `from` reaches `to` intact, at QoS 1 and 2, and retained.
 fn crossing(from: (Net, Mqtt), to: (Net, Mqtt)) {
-    tools();
+    require_mosquitto();
     let server = Server::start();
     let base = unique("cross");
     let mut sub = Sub::start(&server, to.0, to.1, 2, &[&format!("{base}/#")], &[]);
-    publish(&server, from.0, from.1, &format!("{base}/one"), "at least once", 1, &[]);
-    publish(&server, from.0, from.1, &format!("{base}/two"), "exactly once", 2, &[]);
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/one"), 1, false, "at least once"));
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/two"), 2, false, "exactly once"));
-    publish(&server, from.0, from.1, &format!("{base}/kept"), "retained", 1, &["-r"]);
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/kept"), 1, false, "retained"));
-    let out = receive(&server, to.0, to.1, 1, 5, &["-t", &format!("{base}/kept"), "-q", "2"]);
-    assert_eq!(messages(&out), vec![msg(&format!("{base}/kept"), 1, true, "retained")], "{out:?}");
+    publish(
+        &server,
+        from.0,
+        from.1,
+        &format!("{base}/one"),
+        "at least once",
+        1,
+        &[],
+    );
+    publish(
+        &server,
+        from.0,
+        from.1,
+        &format!("{base}/two"),
+        "exactly once",
+        2,
+        &[],
+    );
+    assert_eq!(
+        sub.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/one"), 1, false, "at least once")
+    );
+    assert_eq!(
+        sub.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/two"), 2, false, "exactly once")
+    );
+    publish(
+        &server,
+        from.0,
+        from.1,
+        &format!("{base}/kept"),
+        "retained",
+        1,
+        &["-r"],
+    );
+    assert_eq!(
+        sub.next(CLIENT_TIMEOUT),
+        msg(&format!("{base}/kept"), 1, false, "retained")
+    );
+    let out = receive(
+        &server,
+        to.0,
+        to.1,
+        1,
+        5,
+        &["-t", &format!("{base}/kept"), "-q", "2"],
+    );
+    assert_eq!(
+        messages(&out),
+        vec![msg(&format!("{base}/kept"), 1, true, "retained")],
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -304,107 +652,4 @@ fn mqtt311_publisher_to_mqtt5_subscriber() {
 #[test]
 fn mqtt5_publisher_to_mqtt311_subscriber() {
     crossing((Net::Tls, Mqtt::V5), (Net::Tcp, Mqtt::V311));
-}
-
-/// MQTT CONNECT (3.1.1, client id "x", clean session) followed by DISCONNECT.
-const RAW_CONNECT_DISCONNECT: &[u8] = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01x\xe0\x00";
-
-/// `openssl s_client` pinned to one TLS version, speaking a little raw MQTT; returns its
-/// (stdout, stderr) and whether it succeeded.
-fn s_client(server: &Server, version_flag: &str, extra: &[&str]) -> (bool, Vec<u8>, String) {
-    require_program("openssl", "openssl");
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &server.mqtts().to_string(), "-servername", "localhost", "-CAfile"])
-        .arg(server.ca())
-        .args(["-verify_return_error", version_flag, "-brief", "-ign_eof"])
-        .args(extra);
-    let out = run_with_input(&mut cmd, RAW_CONNECT_DISCONNECT, CLIENT_TIMEOUT);
-    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-#[test]
-fn tls_1_2_and_1_3_are_both_negotiable_and_carry_mqtt() {
-    let server = Server::start();
-    for (flag, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
-        let (ok, stdout, stderr) = s_client(&server, flag, &[]);
-        assert!(ok, "openssl s_client {flag} failed:\n{stderr}");
-        assert!(stderr.contains(&format!("Protocol version: {name}")), "{flag} did not negotiate {name}:\n{stderr}");
-        assert!(stderr.contains("Verification: OK"), "server certificate not verified against the dev CA:\n{stderr}");
-        // CONNACK, session present 0, return code 0.
-        assert_eq!(stdout, b"\x20\x02\x00\x00", "{flag}: no CONNACK over TLS:\n{stderr}");
-    }
-}
-
-#[test]
-fn tls_1_1_is_refused() {
-    let server = Server::start();
-    // SECLEVEL=0 lets this OpenSSL offer TLS 1.1 at all; the server must still refuse it.
-    let (ok, stdout, stderr) = s_client(&server, "-tls1_1", &["-cipher", "DEFAULT@SECLEVEL=0"]);
-    assert!(!ok, "a TLS 1.1 handshake succeeded:\n{stderr}");
-    assert!(stdout.is_empty(), "MQTT answered over TLS 1.1: {stdout:?}");
-    server.wait_for_log("handshake failed", CLIENT_TIMEOUT);
-}
-
-#[test]
-fn mosquitto_tls_version_flags_and_url_form() {
-    tools();
-    let server = Server::start();
-    let base = unique("tlsver");
-    let mut sub = Sub::start(&server, Net::Tls, Mqtt::V5, 1, &[&format!("{base}/#")], &["--tls-version", "tlsv1.3"]);
-    // `--tls-version tlsv1.2` is a minimum for mosquitto; openssl above proves 1.2 itself.
-    publish(&server, Net::Tls, Mqtt::V311, &format!("{base}/v12"), "min 1.2", 1, &["--tls-version", "tlsv1.2"]);
-    publish(&server, Net::Tls, Mqtt::V5, &format!("{base}/v13"), "min 1.3", 1, &["--tls-version", "tlsv1.3"]);
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/v12"), 1, false, "min 1.2"));
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/v13"), 1, false, "min 1.3"));
-
-    // -L mqtts://host:port/topic
-    let url = format!("mqtts://localhost:{}/{base}/url", server.mqtts().port());
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-L", &url, "--cafile"]).arg(server.ca()).args(["-m", "via url", "-q", "1"]);
-    let out = run(&mut cmd, CLIENT_TIMEOUT);
-    assert!(out.status.success(), "mosquitto_pub -L {url}: {out:?}");
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/url"), 1, false, "via url"));
-
-    // The certificate also names 127.0.0.1.
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &server.mqtts().port().to_string(), "--cafile"])
-        .arg(server.ca())
-        .args(["-t", &format!("{base}/ip"), "-m", "by ip", "-q", "1"]);
-    let out = run(&mut cmd, CLIENT_TIMEOUT);
-    assert!(out.status.success(), "TLS to 127.0.0.1 (an IP SAN) failed: {out:?}");
-    assert_eq!(sub.next(CLIENT_TIMEOUT), msg(&format!("{base}/ip"), 1, false, "by ip"));
-}
-
-#[test]
-fn a_client_that_does_not_trust_the_ca_cannot_connect() {
-    tools();
-    require_program("openssl", "openssl");
-    let server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("other-ca.key");
-    let cert = dir.path().join("other-ca.pem");
-    let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", "/CN=Some Other CA", "-days", "1"]);
-    common::run_ok(&mut cmd, CLIENT_TIMEOUT);
-
-    let topic = unique("untrusted");
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "localhost", "-p", &server.mqtts().port().to_string(), "--cafile"])
-        .arg(&cert)
-        .args(["-t", &topic, "-m", "should not arrive", "-q", "1"]);
-    let out = run(&mut cmd, CLIENT_TIMEOUT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "publishing while trusting another CA succeeded: {out:?}");
-    assert!(stderr.contains("TLS") || stderr.contains("certificate verify failed"), "unexpected error: {stderr}");
-    server.wait_for_log("handshake failed", CLIENT_TIMEOUT);
-
-    // Plain MQTT to the TLS port fails too, and quickly.
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &server.mqtts().port().to_string(), "-t", &topic, "-m", "x", "-q", "1"]);
-    let out = run(&mut cmd, CLIENT_TIMEOUT);
-    assert!(!out.status.success(), "plain MQTT on the TLS listener succeeded: {out:?}");
 }
