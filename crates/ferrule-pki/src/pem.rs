@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::pem::{self, PemObject, SectionKind};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
@@ -100,6 +100,94 @@ fn pem_error(what: &str, source: pem::Error) -> PkiError {
     }
 }
 
+/// The DER of the first section of kind `wanted` in `pem`; `what` names the input in errors.
+///
+/// Sections of other kinds before it are skipped, but if there is no section of the wanted
+/// kind the first other one is named in the error (a CSR passed as a certificate says so,
+/// rather than "no certificate"). Malformed PEM before the wanted section is an error.
+pub(crate) fn first_section(
+    pem: &[u8],
+    wanted: SectionKind,
+    what: &str,
+) -> Result<Vec<u8>, PkiError> {
+    let mut other = None;
+    for section in pem::SliceIter::<(SectionKind, Vec<u8>)>::new(pem) {
+        let (kind, der) = section.map_err(|source| pem_error(what, source))?;
+        if kind == wanted {
+            return Ok(der);
+        }
+        other.get_or_insert(kind);
+    }
+    Err(match other {
+        Some(found) => PkiError::WrongPemSection {
+            what: what.into(),
+            expected: label(wanted),
+            found: label(found).into(),
+        },
+        None if wanted == SectionKind::Csr => PkiError::NoCsr { what: what.into() },
+        None => PkiError::NoCertificate { what: what.into() },
+    })
+}
+
+/// The DER of every section of kind `wanted` in `pem`, in order; other kinds are skipped.
+pub(crate) fn all_sections(
+    pem: &[u8],
+    wanted: SectionKind,
+    what: &str,
+) -> Result<Vec<Vec<u8>>, PkiError> {
+    let mut found = Vec::new();
+    for section in pem::SliceIter::<(SectionKind, Vec<u8>)>::new(pem) {
+        let (kind, der) = section.map_err(|source| pem_error(what, source))?;
+        if kind == wanted {
+            found.push(der);
+        }
+    }
+    Ok(found)
+}
+
+/// The PEM label of a section kind, as it appears after `-----BEGIN `.
+pub(crate) fn label(kind: SectionKind) -> &'static str {
+    match kind {
+        SectionKind::Certificate => "CERTIFICATE",
+        SectionKind::PublicKey => "PUBLIC KEY",
+        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
+        SectionKind::PrivateKey => "PRIVATE KEY",
+        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
+        SectionKind::Crl => "X509 CRL",
+        SectionKind::Csr => "CERTIFICATE REQUEST",
+        SectionKind::EchConfigList => "ECHCONFIG",
+        _ => "unknown",
+    }
+}
+
+/// Encodes `der` as one PEM section: 64-character base64 lines, `\n` line ends, a final
+/// newline (the form openssl writes).
+pub(crate) fn encode(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextet = |shift: u32| ALPHABET[((n >> shift) & 0x3f) as usize];
+        b64.push(sextet(18));
+        b64.push(sextet(12));
+        b64.push(if chunk.len() > 1 { sextet(6) } else { b'=' });
+        b64.push(if chunk.len() > 2 { sextet(0) } else { b'=' });
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.chunks(64) {
+        // The alphabet is ASCII.
+        out.extend(line.iter().map(|&c| char::from(c)));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -144,6 +232,25 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn encode_round_trips_through_the_pem_parser() {
+        for len in 0..200usize {
+            let der: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let text = encode("CERTIFICATE", &der);
+            assert!(text.lines().all(|l| l.len() <= 64));
+            let back = first_section(text.as_bytes(), SectionKind::Certificate, "x");
+            assert_eq!(back.expect("round trip"), der, "len {len}");
+        }
+        assert_eq!(
+            encode("X", b"foobar"),
+            "-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n"
+        );
+        assert_eq!(
+            encode("X", b"fooba"),
+            "-----BEGIN X-----\nZm9vYmE=\n-----END X-----\n"
+        );
     }
 
     #[test]

@@ -107,3 +107,5 @@ fn transfer(from: &mut Connection, to: &mut Connection) -> Result<(), rustls::Er
     }
     Ok(())
 }
+
+pub mod openssl;
