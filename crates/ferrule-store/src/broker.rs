@@ -4,23 +4,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::SqliteConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::error::StoreError;
 use crate::records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
-
-/// How long a statement waits for a lock held by another connection or process before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Readers never block the writer in WAL mode; two is plenty on the machines we target.
-const READ_CONNECTIONS: u32 = 2;
-/// `BEGIN IMMEDIATE` takes the write lock up front, so a transaction never fails half-way
-/// through trying to upgrade a read lock.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+use crate::sqlite::{self, BEGIN_WRITE};
 
 /// The broker's persistent store: retained messages and persistent MQTT sessions.
 ///
@@ -47,38 +37,7 @@ impl BrokerStore {
     /// directory must exist. A file that is not an SQLite database gives
     /// [`StoreError::Open`] and is left untouched.
     pub async fn open_sqlite(path: &Path) -> Result<BrokerStore, StoreError> {
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Normal);
-        let open_error = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-
-        // WAL is a property of the file, so setting it on the writer is enough for readers.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(
-                base.clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
-            )
-            .await
-            .map_err(open_error)?;
-        migrate(&write, path).await?;
-
-        let read = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .min_connections(0)
-            .connect_with(base.pragma("query_only", "ON"))
-            .await
-            .map_err(open_error)?;
-
+        let sqlite::Pools { write, read } = sqlite::open(path).await?;
         tracing::debug!(path = %path.display(), "opened the broker store");
         Ok(BrokerStore {
             write,
@@ -107,7 +66,7 @@ impl BrokerStore {
                 path: path.to_path_buf(),
                 source,
             })?;
-        migrate(&pool, path).await?;
+        sqlite::migrate(&pool, path).await?;
         Ok(BrokerStore {
             read: pool.clone(),
             write: pool,
@@ -333,16 +292,6 @@ impl BrokerStore {
             "skipping a row whose session does not exist"
         );
     }
-}
-
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
-    sqlx::migrate!("./migrations/sqlite")
-        .run(pool)
-        .await
-        .map_err(|source| StoreError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 async fn delete_session_children(

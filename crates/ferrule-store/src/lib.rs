@@ -1,16 +1,22 @@
-//! Ferrule's persistent storage.
+//! Ferrule's persistent storage: the broker's write-behind state and the device registry.
 //!
-//! For now this crate holds the broker's write-behind state: retained messages and persistent
-//! MQTT sessions, which the broker keeps in memory and writes here so they survive a restart.
-//! The device registry (certificates, CAs, policies, things) will join it behind the same
-//! kind of surface, with a PostgreSQL implementation next to the SQLite one and one conformance
-//! suite run against both.
+//! Two surfaces:
+//! - [`BrokerStore`]: retained messages and persistent MQTT sessions, which the broker keeps in
+//!   memory and writes here so they survive a restart. SQLite only: this state is per node.
+//! - [`Registry`]: CA and device certificates, IoT policies, things, tags and account settings,
+//!   on SQLite (default, in the data dir) or PostgreSQL (for several nodes). One conformance
+//!   suite, `tests/registry_conformance.rs`, runs every registry test against both backends.
 //!
-//! Dependencies: `sqlx` (SQLite today, PostgreSQL later), `thiserror`, `tracing`. No broker or
-//! MQTT types: messages are opaque blobs the broker encodes, so this crate never needs to change
-//! when the wire format does.
+//! Both may share the data dir's `ferrule.db`: they use separate tables, and one migration
+//! history (`migrations/sqlite/`) covers the file. PostgreSQL has its own migrations
+//! (`migrations/postgres/`, registry only).
 //!
-//! Order of calls:
+//! Dependencies: `sqlx` (SQLite and PostgreSQL, runtime-checked queries), `thiserror`, `tokio`
+//! (the registry's change feed), `tracing`. No broker or MQTT types: messages are opaque blobs
+//! the broker encodes, and the registry stores policy documents and ARNs as text, so this crate
+//! never needs to change when the wire format or the policy language does.
+//!
+//! Order of calls for the broker store:
 //! 1. [`BrokerStore::open_sqlite`] on the data dir's database file (or
 //!    [`BrokerStore::open_in_memory`] in tests); this runs the migrations.
 //! 2. At startup, [`BrokerStore::load_retained`] and [`BrokerStore::load_sessions`] to rebuild
@@ -20,11 +26,28 @@
 //!    Each call is atomic: a session is always replaced whole.
 //! 4. At shutdown, [`BrokerStore::save_sessions`] for every dirty session in one transaction,
 //!    then [`BrokerStore::close`].
+//!
+//! Order of calls for the registry:
+//! 1. [`Registry::open_sqlite`] or [`Registry::open_postgres`]; this runs the migrations.
+//! 2. [`Registry::subscribe`] by whoever caches registry state (the broker's trust snapshot and
+//!    per-connection policies), then the initial load ([`Registry::all_cas`], ...), so no
+//!    change falls between the two.
+//! 3. Reads and mutations from the control plane and the broker (JITR), in any order, from any
+//!    number of tasks; each mutation is one transaction, and its [`RegistryChange`]s are sent
+//!    after it commits.
+//! 4. [`Registry::close`].
 
 mod broker;
 mod error;
 mod records;
+mod registry;
+mod sqlite;
 
 pub use broker::BrokerStore;
 pub use error::StoreError;
 pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
+pub use registry::{
+    AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
+    Page, PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange,
+    RegistryError, ThingRecord,
+};
