@@ -189,8 +189,10 @@ impl Conn {
         Ok(read)
     }
 
-    /// Sends DISCONNECT (best effort, bounded to one second) and closes the socket.
+    /// Drops output not yet written (at the end of a run it is late), sends DISCONNECT (best
+    /// effort, bounded to one second) and closes the socket.
     pub(crate) async fn close(mut self) {
+        self.wbuf.clear();
         if self
             .queue(&Packet::Disconnect(Disconnect::default()))
             .is_ok()

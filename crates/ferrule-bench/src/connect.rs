@@ -48,6 +48,7 @@ struct Outcome {
 
 /// Runs the scenario; failures of single connections are counted, not fatal.
 pub(crate) async fn run(plan: ConnectPlan) -> anyhow::Result<Report> {
+    let cpu_start = crate::process_cpu_seconds();
     let start = Instant::now();
     let deadline = start + plan.timeout;
     let next = Arc::new(AtomicU32::new(0));
@@ -69,6 +70,9 @@ pub(crate) async fn run(plan: ConnectPlan) -> anyhow::Result<Report> {
         held.extend(outcome.held);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_seconds = crate::process_cpu_seconds()
+        .zip(cpu_start)
+        .map(|(end, start)| end - start);
     for conn in held {
         conn.close().await;
     }
@@ -123,6 +127,14 @@ pub(crate) async fn run(plan: ConnectPlan) -> anyhow::Result<Report> {
         &total.latency,
     );
     report.add("timed_out", "timed out", "", Value::Bool(total.timed_out));
+    report.add(
+        "client_cpu_pct",
+        "client CPU (of one core)",
+        "%",
+        cpu_seconds.map_or(Value::Missing, |s| {
+            Value::Num(100.0 * s / elapsed.max(1e-9))
+        }),
+    );
     if let Some(error) = total.first_error {
         report.error(format!(
             "{} connections failed, the first: {error}",

@@ -78,7 +78,7 @@ struct PubSubArgs {
     /// QoS of publishes and subscriptions: 0 or 1.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     qos: u8,
-    /// Publishing connections; each publishes to `{prefix}/p{n}`.
+    /// Publishing connections; publisher N publishes to `{prefix}/pN`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     publishers: u32,
     /// Subscribing connections; each subscribes to `{prefix}/#` and so gets every message.

@@ -1,0 +1,391 @@
+//! The publish/subscribe scenario: N publishers, M subscribers on `{prefix}/#`, every message
+//! stamped with its send time, publisher and sequence number so that subscribers can measure
+//! latency, loss and duplicates without talking to the publishers.
+//!
+//! Order of a run: connect and subscribe every subscriber, connect every publisher, start the
+//! clock, run all publishers and subscribers as tasks until each has its count or the deadline
+//! passes, then merge their statistics into a [`Report`].
+
+mod publisher;
+mod stamp;
+mod subscriber;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use ferrule_mqtt::{ProtocolVersion, QoS, TopicFilter, TopicName};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout_at};
+
+use self::publisher::{PubJob, PubStats, publish};
+pub(crate) use self::stamp::STAMP_LEN;
+use self::subscriber::{SubJob, SubStats, open_subscriber, subscribe};
+use crate::conn::{Conn, connect_packet};
+use crate::report::{Report, Value};
+
+/// Encode publishes until this much output is pending, then write.
+const WRITE_BATCH: usize = 64 * 1024;
+/// After the publishers are done, subscribers give up once nothing has arrived for this long.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+/// Keep alive requested in CONNECT; the connections ping when idle.
+pub(crate) const KEEP_ALIVE_SECS: u16 = 60;
+
+/// A validated pub/sub run.
+#[derive(Debug, Clone)]
+pub(crate) struct PubSubPlan {
+    /// The broker (loopback, checked).
+    pub(crate) addr: SocketAddr,
+    /// Protocol of every connection.
+    pub(crate) protocol: ProtocolVersion,
+    /// QoS of the publishes and the subscriptions.
+    pub(crate) qos: QoS,
+    /// Number of publishing connections, at least 1.
+    pub(crate) publishers: u32,
+    /// Number of subscribing connections.
+    pub(crate) subscribers: u32,
+    /// Messages per publisher, at least 1.
+    pub(crate) messages: u32,
+    /// Payload size in bytes, at least [`STAMP_LEN`].
+    pub(crate) payload: usize,
+    /// Topics are `{prefix}/p{n}` (or `{prefix}/all` with `fan_in`); subscribers use `{prefix}/#`.
+    pub(crate) prefix: String,
+    /// Messages per second per publisher, 0 = as fast as possible.
+    pub(crate) rate: u32,
+    /// Unacknowledged QoS 1 publishes per publisher.
+    pub(crate) inflight: u16,
+    /// All publishers share one topic.
+    pub(crate) fan_in: bool,
+    /// The run stops by itself after this long.
+    pub(crate) timeout: Duration,
+    /// Makes client identifiers unique.
+    pub(crate) run_id: String,
+}
+
+/// Nanoseconds since the start of the run, shared by every task of the process.
+#[derive(Debug, Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now_ns(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn instant(self, ns: u64) -> Instant {
+        self.0 + Duration::from_nanos(ns)
+    }
+}
+
+/// Runs the scenario. Fails only if the connections cannot be set up; problems during the run
+/// are reported in the [`Report`] next to what was measured.
+pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
+    let clock = Clock(Instant::now());
+    let deadline = clock.0 + plan.timeout;
+    let max_packet = u32::try_from(plan.payload + 64 * 1024).unwrap_or(u32::MAX);
+
+    let filter = TopicFilter::new(format!("{}/#", plan.prefix))
+        .map_err(|e| anyhow!("--topic-prefix {:?}: {e}", plan.prefix))?;
+    let mut opening = JoinSet::new();
+    for i in 0..plan.subscribers {
+        let connect = connect_packet(
+            format!("fb{}s{i}", plan.run_id),
+            plan.protocol,
+            KEEP_ALIVE_SECS,
+        );
+        let filter = filter.clone();
+        let (addr, qos) = (plan.addr, plan.qos);
+        opening.spawn(async move { open_subscriber(addr, connect, filter, qos, max_packet).await });
+    }
+    let subscribers = timeout_at(deadline, opening.join_all())
+        .await
+        .context("timed out connecting the subscribers")?
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut opening = JoinSet::new();
+    for i in 0..plan.publishers {
+        let connect = connect_packet(
+            format!("fb{}p{i}", plan.run_id),
+            plan.protocol,
+            KEEP_ALIVE_SECS,
+        );
+        let addr = plan.addr;
+        opening.spawn(async move { Conn::open(addr, connect, max_packet).await });
+    }
+    let publishers = timeout_at(deadline, opening.join_all())
+        .await
+        .context("timed out connecting the publishers")?
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut window = usize::from(plan.inflight);
+    for (_, ack) in &publishers {
+        if let Some(max_qos) = ack.properties.maximum_qos
+            && max_qos < plan.qos.as_u8()
+        {
+            bail!("the broker's CONNACK allows QoS {max_qos} at most");
+        }
+        if let Some(receive_max) = ack.properties.receive_maximum {
+            window = window.min(usize::from(receive_max));
+        }
+    }
+
+    let (done_tx, done_rx) = watch::channel(None);
+    let cpu_start = crate::process_cpu_seconds();
+    let start_ns = clock.now_ns();
+    let mut sub_tasks = JoinSet::new();
+    for conn in subscribers {
+        let job = SubJob {
+            publishers: plan.publishers,
+            messages: plan.messages,
+        };
+        let done = done_rx.clone();
+        sub_tasks.spawn(async move { subscribe(conn, job, clock, deadline, done).await });
+    }
+    let mut pub_tasks = JoinSet::new();
+    for (id, (conn, _)) in (0..).zip(publishers) {
+        let topic = if plan.fan_in {
+            format!("{}/all", plan.prefix)
+        } else {
+            format!("{}/p{id}", plan.prefix)
+        };
+        let job = PubJob {
+            id,
+            protocol: plan.protocol,
+            topic: TopicName::new(&topic).map_err(|e| anyhow!("topic {topic:?}: {e}"))?,
+            qos: plan.qos,
+            messages: plan.messages,
+            payload: plan.payload,
+            rate: plan.rate,
+            window,
+        };
+        pub_tasks.spawn(async move { publish(conn, job, clock, deadline).await });
+    }
+
+    let mut report = Report::new(format!(
+        "pubsub: {} QoS {} {} -> {}{} on {}",
+        plan.protocol,
+        plan.qos.as_u8(),
+        plan.publishers,
+        plan.subscribers,
+        if plan.fan_in { " (fan-in)" } else { "" },
+        plan.addr,
+    ));
+    let mut pubs = PubStats::default();
+    for (stats, error) in pub_tasks.join_all().await {
+        pubs.merge(&stats);
+        if let Some(e) = error {
+            report.error(format!("publisher: {e:#}"));
+        }
+    }
+    let pubs_done_ns = clock.now_ns();
+    // Subscribers only stop waiting early on this; if they all ended already nobody listens.
+    let _ = done_tx.send(Some(pubs_done_ns));
+    let mut subs = SubStats::default();
+    for (stats, error) in sub_tasks.join_all().await {
+        subs.merge(&stats);
+        if let Some(e) = error {
+            report.error(format!("subscriber: {e:#}"));
+        }
+    }
+    let cpu_seconds = crate::process_cpu_seconds()
+        .zip(cpu_start)
+        .map(|(end, start)| end - start);
+
+    fill_report(
+        &mut report,
+        &plan,
+        window,
+        &pubs,
+        &subs,
+        Span {
+            start_ns,
+            end_ns: clock.now_ns(),
+        },
+        cpu_seconds,
+    );
+    Ok(report)
+}
+
+/// Points in time of the run, in clock nanoseconds.
+struct Span {
+    start_ns: u64,
+    end_ns: u64,
+}
+
+fn fill_report(
+    report: &mut Report,
+    plan: &PubSubPlan,
+    window: usize,
+    pubs: &PubStats,
+    subs: &SubStats,
+    span: Span,
+    cpu_seconds: Option<f64>,
+) {
+    let qos1 = plan.qos == QoS::AtLeastOnce;
+    let expected = pubs.sent * u64::from(plan.subscribers);
+    let last_ns = if subs.received > 0 {
+        subs.last_ns
+    } else {
+        pubs.finished_ns.max(span.start_ns)
+    };
+    let elapsed = (last_ns.saturating_sub(span.start_ns)) as f64 / 1e9;
+    let publish_elapsed = (pubs.finished_ns.max(span.start_ns) - span.start_ns).max(1) as f64 / 1e9;
+    let per_second = |n: f64| if elapsed > 0.0 { n / elapsed } else { 0.0 };
+    let protocol = if plan.protocol.is_v5() { "5" } else { "3.1.1" };
+
+    report.add("scenario", "scenario", "", Value::Text("pubsub".into()));
+    report.add("broker", "broker", "", Value::Text(plan.addr.to_string()));
+    report.add("protocol", "protocol", "", Value::Text(protocol.into()));
+    report.add("qos", "QoS", "", Value::Int(plan.qos.as_u8().into()));
+    report.add(
+        "publishers",
+        "publishers",
+        "",
+        Value::Int(plan.publishers.into()),
+    );
+    report.add(
+        "subscribers",
+        "subscribers",
+        "",
+        Value::Int(plan.subscribers.into()),
+    );
+    report.add(
+        "fan_in",
+        "fan-in (one shared topic)",
+        "",
+        Value::Bool(plan.fan_in),
+    );
+    report.add(
+        "messages_per_publisher",
+        "messages per publisher",
+        "",
+        Value::Int(plan.messages.into()),
+    );
+    report.add(
+        "payload_bytes",
+        "payload",
+        "B",
+        Value::Int(plan.payload as u64),
+    );
+    report.add(
+        "rate_per_publisher",
+        "rate per publisher (0 = max)",
+        "msg/s",
+        Value::Int(plan.rate.into()),
+    );
+    if qos1 {
+        report.add(
+            "inflight",
+            "in-flight window",
+            "",
+            Value::Int(window as u64),
+        );
+    }
+    report.add(
+        "topic_prefix",
+        "topic prefix",
+        "",
+        Value::Text(plan.prefix.clone()),
+    );
+    report.add("sent", "sent", "msg", Value::Int(pubs.sent));
+    report.add(
+        "expected",
+        "expected deliveries",
+        "msg",
+        Value::Int(expected),
+    );
+    report.add("received", "received", "msg", Value::Int(subs.received));
+    report.add(
+        "lost",
+        "lost",
+        "msg",
+        Value::Int(expected.saturating_sub(subs.unique)),
+    );
+    report.add(
+        "duplicates",
+        "duplicates",
+        "msg",
+        Value::Int(subs.duplicates),
+    );
+    report.add(
+        "unexpected",
+        "unexpected (not from this run)",
+        "msg",
+        Value::Int(subs.foreign),
+    );
+    report.add(
+        "elapsed_s",
+        "elapsed (to last receive)",
+        "s",
+        Value::Num(elapsed),
+    );
+    report.add(
+        "publish_rate",
+        "publish rate",
+        "msg/s",
+        Value::Num(pubs.sent as f64 / publish_elapsed),
+    );
+    report.add(
+        "throughput_msgs",
+        "throughput (received)",
+        "msg/s",
+        Value::Num(per_second(subs.received as f64)),
+    );
+    report.add(
+        "throughput_mb",
+        "throughput (received payload)",
+        "MB/s",
+        Value::Num(per_second(subs.bytes as f64) / 1e6),
+    );
+    report.add_latency(
+        [
+            "latency_p50_us",
+            "latency_p90_us",
+            "latency_p99_us",
+            "latency_max_us",
+        ],
+        "latency",
+        &subs.latency,
+    );
+    if qos1 {
+        report.add_latency(
+            [
+                "puback_p50_us",
+                "puback_p90_us",
+                "puback_p99_us",
+                "puback_max_us",
+            ],
+            "puback latency",
+            &pubs.puback,
+        );
+        report.add(
+            "puback_errors",
+            "PUBACKs with an error",
+            "",
+            Value::Int(pubs.ack_errors),
+        );
+        report.add(
+            "unknown_acks",
+            "PUBACKs for no publish",
+            "",
+            Value::Int(pubs.unknown_acks),
+        );
+    }
+    let timed_out = pubs.timed_out || subs.timed_out;
+    report.add("timed_out", "timed out", "", Value::Bool(timed_out));
+    let wall = (span.end_ns.saturating_sub(span.start_ns) as f64 / 1e9).max(1e-9);
+    report.add(
+        "client_cpu_pct",
+        "client CPU (of one core)",
+        "%",
+        cpu_seconds.map_or(Value::Missing, |s| Value::Num(100.0 * s / wall)),
+    );
+    if timed_out {
+        report.error(format!(
+            "the run hit --timeout {}s before every message arrived",
+            plan.timeout.as_secs()
+        ));
+    }
+}
