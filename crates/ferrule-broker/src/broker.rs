@@ -1,7 +1,10 @@
 //! The broker's shared state: sessions, the subscription index, retained messages, and routing.
 //!
 //! Lock order, to keep it deadlock-free: the session map, then one session, then the
-//! subscription trie. Routing reads the trie, releases it, and only then locks sessions.
+//! subscription trie. Routing reads the trie, releases it, and only then locks sessions; the
+//! retained map is never held together with another lock. Publishing (wills included) takes
+//! all of these, so code that ends a session hands its will back to be published only once it
+//! holds no lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +25,35 @@ pub(crate) struct SubEntry {
     pub(crate) session: Arc<Session>,
     pub(crate) filter: TopicFilter,
     pub(crate) opts: SubOptions,
+    /// For a shared subscription, the group's round-robin position, one counter shared by every
+    /// member's entry: a counter per broker would let messages to other groups step in between
+    /// and pin a group to one member.
+    pub(crate) group_turn: Option<Arc<AtomicUsize>>,
+}
+
+impl SubEntry {
+    /// The entry for `session`'s subscription to `filter`, joining the group's turn counter if
+    /// other members already subscribed.
+    fn new(
+        trie: &TopicTrie<SubEntry>,
+        session: &Arc<Session>,
+        filter: &TopicFilter,
+        opts: SubOptions,
+    ) -> SubEntry {
+        let group_turn = filter.is_shared().then(|| {
+            trie.get(filter.match_filter())
+                .iter()
+                .find(|e| e.filter == *filter)
+                .and_then(|e| e.group_turn.clone())
+                .unwrap_or_default()
+        });
+        SubEntry {
+            session: session.clone(),
+            filter: filter.clone(),
+            opts,
+            group_turn,
+        }
+    }
 }
 
 pub(crate) struct BrokerInner {
@@ -37,12 +69,11 @@ pub(crate) struct BrokerInner {
     pub(crate) connections: AtomicUsize,
     /// Woken whenever a connection ends, so shutdown can wait for the last one.
     pub(crate) connection_ended: Notify,
-    shared_rr: AtomicUsize,
 }
 
-/// How often offline sessions are checked for expiry. A reconnect checks its own session
-/// exactly (see [`BrokerInner::attach`]); the sweep frees memory and the store, and fires nothing
-/// a client could observe earlier or later.
+/// How often offline sessions and retained messages are checked for expiry. A reconnect checks
+/// its own session exactly (see [`BrokerInner::attach`]) and reads skip expired retained
+/// messages; the sweep frees memory and the store.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
 
 /// Wall-clock milliseconds since the Unix epoch: expiry times must survive a restart.
@@ -67,6 +98,8 @@ pub(crate) struct AttachOutcome {
     pub(crate) session_present: bool,
     pub(crate) generation: u64,
     pub(crate) kick: oneshot::Receiver<Kick>,
+    /// Notified when a delivery is queued for this connection.
+    pub(crate) wake: Arc<Notify>,
 }
 
 impl BrokerInner {
@@ -85,7 +118,6 @@ impl BrokerInner {
             generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             connection_ended: Notify::new(),
-            shared_rr: AtomicUsize::new(0),
         }
     }
 
@@ -119,10 +151,8 @@ impl BrokerInner {
             .collect();
         let mut trie = write(&self.subs);
         for (filter, opts) in subs {
-            trie.insert(
-                filter.match_filter(),
-                SubEntry { session: session.clone(), filter: filter.clone(), opts },
-            );
+            let entry = SubEntry::new(&trie, &session, &filter, opts);
+            trie.insert(filter.match_filter(), entry);
         }
         drop(trie);
         self.sessions().insert(session.client_id.clone(), session);
@@ -141,43 +171,66 @@ impl BrokerInner {
     ) -> AttachOutcome {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let (kick_tx, kick) = oneshot::channel();
-        let attached = Attached { generation, kick: Some(kick_tx) };
+        let wake = Arc::new(Notify::new());
+        let attached = Attached {
+            generation,
+            kick: Some(kick_tx),
+            wake: wake.clone(),
+        };
+        let mut ended_will = None;
         let mut sessions = self.sessions();
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut st = existing.lock();
             // The sweep may not have reached a session that expired a moment ago; it is gone all
             // the same.
             let expired = st.has_expired(now_ms);
-            if let Some(old) = st.attached.take() {
-                if let Some(k) = old.kick {
-                    let _ = k.send(Kick::TakenOver);
-                }
+            if let Some(old) = st.attached.take()
+                && let Some(k) = old.kick
+            {
+                let _ = k.send(Kick::TakenOver);
             }
             if !clean_start && !expired {
+                if st.pending_will.take().is_some() {
+                    tracing::debug!(client_id = %client_id, "client came back: delayed will cancelled");
+                }
                 st.attached = Some(attached);
                 st.protocol = protocol;
                 st.expiry = expiry;
-                st.last_generation = generation;
                 st.disconnected_at_ms = None;
                 st.dirty = true;
                 drop(st);
                 existing.set_online(true);
-                return AttachOutcome { session: existing, session_present: true, generation, kick };
+                return AttachOutcome {
+                    session: existing,
+                    session_present: true,
+                    generation,
+                    kick,
+                    wake,
+                };
             }
             drop(st);
             sessions.remove(client_id);
-            self.retire(&existing);
+            ended_will = self.retire(&existing);
         }
         let session = Arc::new(Session::new(client_id.clone(), protocol, expiry));
         {
             let mut st = session.lock();
             st.attached = Some(attached);
-            st.last_generation = generation;
         }
         session.set_online(true);
         sessions.insert(client_id.clone(), session.clone());
         self.metrics.sessions.set(sessions.len() as f64);
-        AttachOutcome { session, session_present: false, generation, kick }
+        drop(sessions);
+        if let Some(will) = ended_will {
+            self.publish(&will);
+        }
+        AttachOutcome {
+            session,
+            session_present: false,
+            generation,
+            kick,
+            wake,
+        }
     }
 
     /// Detaches connection `generation` from its session; ends the session if it does not outlive
@@ -203,35 +256,48 @@ impl BrokerInner {
     /// Removes a session from the broker and the store.
     pub(crate) fn end_session(&self, session: &Arc<Session>) {
         let mut sessions = self.sessions();
-        if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
             sessions.remove(&session.client_id);
         }
         self.metrics.sessions.set(sessions.len() as f64);
         drop(sessions);
-        self.retire(session);
+        if let Some(will) = self.retire(session) {
+            self.publish(&will);
+        }
     }
 
-    fn retire(&self, session: &Arc<Session>) {
+    /// Marks a session ended and removes its subscriptions and stored record. Returns its
+    /// delayed will, which the caller publishes once it holds no lock.
+    #[must_use]
+    fn retire(&self, session: &Arc<Session>) -> Option<Arc<Message>> {
         let mut st = session.lock();
         st.ended = true;
-        let was_persistent = st.is_persistent();
+        let will = st.pending_will.take();
+        // Not `is_persistent()`: a stored session may have had its expiry lowered to 0 since.
+        let in_store = st.in_store;
         let filters: Vec<TopicFilter> = st.subscriptions.drain().map(|(f, _)| f).collect();
         st.queue.clear();
         st.inflight.clear();
-        if let Some(a) = st.attached.take() {
-            if let Some(k) = a.kick {
-                let _ = k.send(Kick::SessionRemoved);
-            }
+        if let Some(a) = st.attached.take()
+            && let Some(k) = a.kick
+        {
+            let _ = k.send(Kick::SessionRemoved);
         }
         drop(st);
         let mut trie = write(&self.subs);
         for f in &filters {
-            trie.remove(f.match_filter(), |e: &SubEntry| Arc::ptr_eq(&e.session, session));
+            trie.remove(f.match_filter(), |e: &SubEntry| {
+                Arc::ptr_eq(&e.session, session)
+            });
         }
         drop(trie);
-        if was_persistent {
+        if in_store {
             self.persist(PersistOp::DeleteSession(session.client_id.to_string()));
         }
+        will
     }
 
     /// Ends offline sessions whose expiry has passed.
@@ -249,21 +315,75 @@ impl BrokerInner {
     }
 
     /// Adds or replaces one subscription in the index.
-    pub(crate) fn index_subscription(&self, session: &Arc<Session>, filter: &TopicFilter, opts: SubOptions) {
+    pub(crate) fn index_subscription(
+        &self,
+        session: &Arc<Session>,
+        filter: &TopicFilter,
+        opts: SubOptions,
+    ) {
         let mut trie = write(&self.subs);
         trie.remove(filter.match_filter(), |e: &SubEntry| {
             Arc::ptr_eq(&e.session, session) && e.filter == *filter
         });
-        trie.insert(
-            filter.match_filter(),
-            SubEntry { session: session.clone(), filter: filter.clone(), opts },
-        );
+        let entry = SubEntry::new(&trie, session, filter, opts);
+        trie.insert(filter.match_filter(), entry);
     }
 
     pub(crate) fn unindex_subscription(&self, session: &Arc<Session>, filter: &TopicFilter) {
         write(&self.subs).remove(filter.match_filter(), |e: &SubEntry| {
             Arc::ptr_eq(&e.session, session) && e.filter == *filter
         });
+    }
+
+    /// Publishes a message: stores it as the topic's retained message if flagged so, then routes
+    /// it. Returns how many sessions received it.
+    pub(crate) fn publish(&self, msg: &Arc<Message>) -> usize {
+        if msg.retain {
+            self.retain(msg);
+        }
+        self.route(msg)
+    }
+
+    /// Holds a will for `delay`, then publishes it, unless a connection resumes the session
+    /// first (which cancels it) or the session ends first (which publishes it at once): MQTT 5,
+    /// 3.1.3.2.2.
+    pub(crate) fn delay_will(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        will: Arc<Message>,
+        delay: Duration,
+    ) {
+        {
+            let mut st = session.lock();
+            if st.attached.is_some() {
+                // Taken over while this connection was ending: the client is back already.
+                return;
+            }
+            if !st.ended {
+                st.pending_will = Some(will.clone());
+                drop(st);
+                let broker = Arc::downgrade(self);
+                let session = Arc::downgrade(session);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    // A session that is gone was retired, which published the will.
+                    let (Some(broker), Some(session)) = (broker.upgrade(), session.upgrade())
+                    else {
+                        return;
+                    };
+                    let due = session
+                        .lock()
+                        .pending_will
+                        .take_if(|w| Arc::ptr_eq(w, &will));
+                    if let Some(will) = due {
+                        tracing::debug!(client_id = %session.client_id, topic = %will.topic, "publishing delayed will");
+                        broker.publish(&will);
+                    }
+                });
+                return;
+            }
+        }
+        self.publish(&will);
     }
 
     /// Delivers a message to every matching subscription: one delivery per session (overlapping
@@ -275,8 +395,7 @@ impl BrokerInner {
         read(&self.subs).for_each_match(msg.topic.as_str(), |e: &SubEntry| {
             if e.filter.share_group().is_some() {
                 shared.push(e.clone());
-            } else if !(e.opts.no_local
-                && msg.publisher.as_deref() == Some(&*e.session.client_id))
+            } else if !(e.opts.no_local && msg.publisher.as_deref() == Some(&*e.session.client_id))
             {
                 direct.push((e.session.clone(), e.opts));
             }
@@ -306,13 +425,22 @@ impl BrokerInner {
         if !shared.is_empty() {
             shared.sort_by(|a, b| a.filter.as_str().cmp(b.filter.as_str()));
             for group in shared.chunk_by(|a, b| a.filter == b.filter) {
-                let start = self.shared_rr.fetch_add(1, Ordering::Relaxed);
+                let start = group[0]
+                    .group_turn
+                    .as_ref()
+                    .map_or(0, |t| t.fetch_add(1, Ordering::Relaxed));
                 let pick = (0..group.len())
                     .map(|k| &group[(start + k) % group.len()])
                     .find(|e| e.session.is_online())
                     .unwrap_or(&group[start % group.len()]);
                 let ids = pick.opts.subscription_id.into_iter().collect();
-                if self.offer(&pick.session, msg, pick.opts.qos, pick.opts.retain_as_published, ids) {
+                if self.offer(
+                    &pick.session,
+                    msg,
+                    pick.opts.qos,
+                    pick.opts.retain_as_published,
+                    ids,
+                ) {
                     delivered += 1;
                 }
             }
@@ -320,14 +448,25 @@ impl BrokerInner {
         delivered
     }
 
-    fn offer(&self, session: &Session, msg: &Arc<Message>, sub_qos: QoS, rap: bool, ids: Vec<u32>) -> bool {
+    fn offer(
+        &self,
+        session: &Session,
+        msg: &Arc<Message>,
+        sub_qos: QoS,
+        rap: bool,
+        ids: Vec<u32>,
+    ) -> bool {
         let d = Delivery {
             msg: msg.clone(),
             qos: sub_qos.min(msg.qos),
             retain: rap && msg.retain,
             subscription_ids: ids,
         };
-        match session.enqueue(d, self.config.max_queued_messages, self.config.queue_qos0_offline) {
+        match session.enqueue(
+            d,
+            self.config.max_queued_messages,
+            self.config.queue_qos0_offline,
+        ) {
             Enqueued::Queued => true,
             Enqueued::Skipped => false,
             Enqueued::Dropped => {
@@ -348,6 +487,28 @@ impl BrokerInner {
         } else {
             retained.insert(msg.topic.clone(), msg.clone());
             self.persist(PersistOp::PutRetained(msg.clone()));
+        }
+        self.metrics.retained.set(retained.len() as f64);
+    }
+
+    /// Removes retained messages whose message expiry has passed, from memory and the store.
+    /// Reads already skip them; this keeps them from piling up.
+    pub(crate) fn expire_retained(&self, now_ms: u64) {
+        let expired: Vec<TopicName> = read(&self.retained)
+            .values()
+            .filter(|m| m.is_expired(now_ms))
+            .map(|m| m.topic.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut retained = write(&self.retained);
+        for topic in expired {
+            // Replaced since the scan by a message that has not expired: keep it.
+            if retained.get(&topic).is_some_and(|m| m.is_expired(now_ms)) {
+                retained.remove(&topic);
+                self.persist(PersistOp::DeleteRetained(topic.to_string()));
+            }
         }
         self.metrics.retained.set(retained.len() as f64);
     }
@@ -381,9 +542,10 @@ impl BrokerInner {
     }
 }
 
-/// Ends expired offline sessions every [`EXPIRY_SWEEP`] until the broker shuts down or is
-/// dropped. Runs with or without a store: expiry is part of MQTT, not of persistence.
-pub(crate) async fn sweep_expired_sessions(broker: Weak<BrokerInner>) {
+/// Ends expired offline sessions and drops expired retained messages every [`EXPIRY_SWEEP`]
+/// until the broker shuts down or is dropped. Runs with or without a store: expiry is part of
+/// MQTT, not of persistence.
+pub(crate) async fn sweep_expired(broker: Weak<BrokerInner>) {
     let mut tick = tokio::time::interval(EXPIRY_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -392,6 +554,8 @@ pub(crate) async fn sweep_expired_sessions(broker: Weak<BrokerInner>) {
         if *b.shutdown.borrow() {
             return;
         }
-        b.expire_sessions(now_ms());
+        let now = now_ms();
+        b.expire_sessions(now);
+        b.expire_retained(now);
     }
 }

@@ -87,7 +87,10 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker, restoring retained messages and persistent sessions from `store` if given.
-    pub async fn start(config: BrokerConfig, store: Option<BrokerStore>) -> Result<Broker, BrokerError> {
+    pub async fn start(
+        config: BrokerConfig,
+        store: Option<BrokerStore>,
+    ) -> Result<Broker, BrokerError> {
         let inner = match store {
             None => Arc::new(BrokerInner::new(config, None)),
             Some(store) => {
@@ -96,17 +99,26 @@ impl Broker {
                 let inner = Arc::new(BrokerInner::new(config, Some(tx)));
                 let (retained, sessions) = persist::load(&inner, &store).await?;
                 tracing::info!(retained, sessions, "restored persisted state");
-                tokio::spawn(persist::run_writer(Arc::downgrade(&inner), store, rx, interval));
+                tokio::spawn(persist::run_writer(
+                    Arc::downgrade(&inner),
+                    store,
+                    rx,
+                    interval,
+                ));
                 inner
             }
         };
-        tokio::spawn(broker::sweep_expired_sessions(Arc::downgrade(&inner)));
+        tokio::spawn(broker::sweep_expired(Arc::downgrade(&inner)));
         Ok(Broker { inner })
     }
 
     /// Binds a listener and starts accepting on it. Returns the bound address.
     pub async fn listen(&self, spec: ListenerSpec) -> Result<SocketAddr, BrokerError> {
-        let bind_err = |source| BrokerError::Bind { kind: spec.kind, addr: spec.addr, source };
+        let bind_err = |source| BrokerError::Bind {
+            kind: spec.kind,
+            addr: spec.addr,
+            source,
+        };
         if spec.kind.is_tls() && spec.tls.is_none() {
             return Err(BrokerError::MissingTls(spec.kind));
         }
@@ -128,10 +140,7 @@ impl Broker {
             expires_at_ms: None,
             publisher: None,
         });
-        if retain {
-            self.inner.retain(&msg);
-        }
-        self.inner.route(&msg)
+        self.inner.publish(&msg)
     }
 
     /// Current counts.
@@ -143,26 +152,42 @@ impl Broker {
         }
     }
 
-    /// Stops accepting, disconnects every client (MQTT 5 reason 0x8B), and writes persistent
-    /// sessions and pending retained changes to the store. Waits at most `grace` for clients.
+    /// Stops accepting, disconnects every client (MQTT 5 reason 0x8B), writes persistent
+    /// sessions and pending retained changes to the store and closes it. Waits at most `grace`
+    /// for clients.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + grace;
-        while self.inner.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout(Duration::from_millis(20), self.inner.connection_ended.notified()).await;
+        while self.inner.connections.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(20),
+                self.inner.connection_ended.notified(),
+            )
+            .await;
         }
         let left = self.inner.connections.load(Ordering::Acquire);
         if left > 0 {
-            tracing::warn!(connections = left, "connections still open after the shutdown grace period");
+            tracing::warn!(
+                connections = left,
+                "connections still open after the shutdown grace period"
+            );
         }
         if self.inner.persist.is_some() {
             let now = now_ms();
-            let records: Vec<_> =
-                self.inner.all_sessions().iter().filter_map(|s| persist::session_record(s, Some(now))).collect();
+            let records: Vec<_> = self
+                .inner
+                .all_sessions()
+                .iter()
+                .filter_map(|s| persist::session_record(s, Some(now)))
+                .collect();
             let n = records.len();
             self.inner.persist(PersistOp::SaveSessions(records));
+            // Close, not just flush: a writer left running would keep saving sessions behind
+            // the back of whatever opens the store next.
             let (done_tx, done_rx) = oneshot::channel();
-            self.inner.persist(PersistOp::Flush(done_tx));
+            self.inner.persist(PersistOp::Close(done_tx));
             let _ = done_rx.await;
             tracing::info!(sessions = n, "persistent sessions saved");
         }
@@ -208,7 +233,9 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
             let _slot = slot;
             let timeout = broker.config.connect_timeout;
             match tokio::time::timeout(timeout, establish(&spec, tcp, peer)).await {
-                Ok(Ok((transport, info))) => connection::serve(broker, transport, info, over_limit).await,
+                Ok(Ok((transport, info))) => {
+                    connection::serve(broker, transport, info, over_limit).await
+                }
                 Ok(Err(e)) => {
                     tracing::info!(peer = %peer, kind = %spec.kind, error = %e, "handshake failed");
                     metrics::connection_closed("handshake_failed");
@@ -224,20 +251,35 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
 }
 
 /// TLS and WebSocket handshakes, as the listener kind asks.
-async fn establish(spec: &ListenerSpec, tcp: TcpStream, peer: SocketAddr) -> io::Result<(Transport, ConnInfo)> {
-    let mut info = ConnInfo { peer, listener: spec.kind, peer_certificates: None, tls_version: None };
+async fn establish(
+    spec: &ListenerSpec,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> io::Result<(Transport, ConnInfo)> {
+    let mut info = ConnInfo {
+        peer,
+        listener: spec.kind,
+        peer_certificates: None,
+        tls_version: None,
+    };
     let stream: Box<dyn ByteStream> = match (&spec.tls, spec.kind.is_tls()) {
         (Some(tls), true) => {
-            let tls = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(tcp).await?;
+            let tls = tokio_rustls::TlsAcceptor::from(tls.clone())
+                .accept(tcp)
+                .await?;
             let (_, conn) = tls.get_ref();
-            info.peer_certificates =
-                conn.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+            info.peer_certificates = conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
             info.tls_version = conn.protocol_version().and_then(|v| v.as_str());
             Box::new(tls)
         }
         _ => Box::new(tcp),
     };
-    let transport =
-        if spec.kind.is_websocket() { transport::accept_websocket(stream).await? } else { Transport::Stream(stream) };
+    let transport = if spec.kind.is_websocket() {
+        transport::accept_websocket(stream).await?
+    } else {
+        Transport::Stream(stream)
+    };
     Ok((transport, info))
 }

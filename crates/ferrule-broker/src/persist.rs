@@ -22,8 +22,9 @@ pub(crate) enum PersistOp {
     DeleteRetained(String),
     SaveSessions(Vec<SessionRecord>),
     DeleteSession(String),
-    /// Answered once every earlier op is written.
-    Flush(oneshot::Sender<()>),
+    /// Closes the store once every earlier op is written, then answers and stops the writer;
+    /// later ops are discarded.
+    Close(oneshot::Sender<()>),
 }
 
 const BLOB_VERSION: u8 = 1;
@@ -95,7 +96,12 @@ pub(crate) fn decode_delivery(blob: &[u8], original_qos: Option<QoS>) -> Option<
         expires_at_ms: (expires != 0).then_some(expires),
         publisher,
     };
-    Some(Delivery { msg: Arc::new(msg), qos: p.qos, retain: p.retain, subscription_ids })
+    Some(Delivery {
+        msg: Arc::new(msg),
+        qos: p.qos,
+        retain: p.retain,
+        subscription_ids,
+    })
 }
 
 fn retained_record(msg: &Message) -> RetainedRecord {
@@ -113,16 +119,24 @@ fn retained_record(msg: &Message) -> RetainedRecord {
         retain: true,
         subscription_ids: Vec::new(),
     };
-    RetainedRecord { topic: msg.topic.to_string(), message: encode_delivery(&d), stored_at_ms: now_ms() as i64 }
+    RetainedRecord {
+        topic: msg.topic.to_string(),
+        message: encode_delivery(&d),
+        stored_at_ms: now_ms() as i64,
+    }
 }
 
 /// Snapshots a persistent session for the store, clearing its dirty mark.
-pub(crate) fn session_record(session: &Session, force_offline_at: Option<u64>) -> Option<SessionRecord> {
+pub(crate) fn session_record(
+    session: &Session,
+    force_offline_at: Option<u64>,
+) -> Option<SessionRecord> {
     let mut st = session.lock();
     if !st.is_persistent() || st.ended {
         return None;
     }
     st.dirty = false;
+    st.in_store = true;
     let mut inflight: Vec<(&u16, &Inflight)> = st.inflight.iter().collect();
     inflight.sort_by_key(|(_, i)| i.seq);
     let queue = inflight
@@ -166,17 +180,34 @@ pub(crate) fn session_record(session: &Session, force_offline_at: Option<u64>) -
 
 /// Rebuilds a session from its record; damaged parts are skipped with a warning.
 pub(crate) fn restore_session(rec: SessionRecord) -> Session {
-    let protocol = if rec.protocol_level == 5 { ProtocolVersion::V5 } else { ProtocolVersion::V311 };
-    let session = Session::new(Arc::from(rec.client_id.as_str()), protocol, rec.session_expiry_secs);
+    let protocol = if rec.protocol_level == 5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    let session = Session::new(
+        Arc::from(rec.client_id.as_str()),
+        protocol,
+        rec.session_expiry_secs,
+    );
     {
         let mut st = session.lock();
-        st.disconnected_at_ms = Some(rec.disconnected_at_ms.map_or_else(now_ms, |t| t.max(0) as u64));
+        st.in_store = true;
+        st.disconnected_at_ms = Some(
+            rec.disconnected_at_ms
+                .map_or_else(now_ms, |t| t.max(0) as u64),
+        );
         for s in rec.subscriptions {
-            match (TopicFilter::new(s.filter.as_str()), SubOptions::from_byte(s.options, s.subscription_id)) {
+            match (
+                TopicFilter::new(s.filter.as_str()),
+                SubOptions::from_byte(s.options, s.subscription_id),
+            ) {
                 (Ok(f), Some(o)) => {
                     st.subscriptions.insert(f, o);
                 }
-                _ => tracing::warn!(client_id = %rec.client_id, filter = %s.filter, "stored subscription is damaged; skipped"),
+                _ => {
+                    tracing::warn!(client_id = %rec.client_id, filter = %s.filter, "stored subscription is damaged; skipped")
+                }
             }
         }
         for q in rec.queue {
@@ -188,8 +219,19 @@ pub(crate) fn restore_session(rec: SessionRecord) -> Session {
                 Some(id) => {
                     let seq = st.next_seq;
                     st.next_seq += 1;
-                    let state = if q.pubrel_pending { InflightState::Release } else { InflightState::Publish };
-                    st.inflight.insert(id, Inflight { seq, delivery: d, state });
+                    let state = if q.pubrel_pending {
+                        InflightState::Release
+                    } else {
+                        InflightState::Publish
+                    };
+                    st.inflight.insert(
+                        id,
+                        Inflight {
+                            seq,
+                            delivery: d,
+                            state,
+                        },
+                    );
                 }
                 None => st.queue.push_back(d),
             }
@@ -199,7 +241,10 @@ pub(crate) fn restore_session(rec: SessionRecord) -> Session {
 }
 
 /// Loads retained messages and sessions into a fresh broker.
-pub(crate) async fn load(broker: &BrokerInner, store: &BrokerStore) -> Result<(usize, usize), ferrule_store::StoreError> {
+pub(crate) async fn load(
+    broker: &BrokerInner,
+    store: &BrokerStore,
+) -> Result<(usize, usize), ferrule_store::StoreError> {
     let retained = store.load_retained().await?;
     let mut n_retained = 0;
     for r in retained {
@@ -230,10 +275,16 @@ pub(crate) async fn run_writer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            op = rx.recv() => {
-                let Some(op) = op else { break };
-                apply(&store, op).await;
-            }
+            op = rx.recv() => match op {
+                None => break,
+                Some(PersistOp::Close(done)) => {
+                    store.close().await;
+                    let _ = done.send(());
+                    tracing::debug!("store writer stopped");
+                    return;
+                }
+                Some(op) => apply(&store, op).await,
+            },
             _ = tick.tick() => {
                 let Some(b) = broker.upgrade() else { continue };
                 let dirty: Vec<SessionRecord> = b
@@ -257,7 +308,8 @@ async fn apply(store: &BrokerStore, op: PersistOp) {
         PersistOp::DeleteRetained(t) => store.delete_retained(&t).await,
         PersistOp::SaveSessions(s) => store.save_sessions(&s).await,
         PersistOp::DeleteSession(c) => store.delete_session(&c).await,
-        PersistOp::Flush(done) => {
+        // Handled by the writer loop, which owns the store's lifetime.
+        PersistOp::Close(done) => {
             let _ = done.send(());
             Ok(())
         }

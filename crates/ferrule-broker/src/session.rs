@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use ferrule_mqtt::{ProtocolVersion, Properties, QoS, RetainHandling, TopicFilter, TopicName};
+use ferrule_mqtt::{Properties, ProtocolVersion, QoS, RetainHandling, TopicFilter, TopicName};
 use tokio::sync::{Notify, oneshot};
 
 /// A published message as the broker routes it. Shared by every delivery of it.
@@ -104,6 +104,9 @@ pub(crate) enum Kick {
 pub(crate) struct Attached {
     pub(crate) generation: u64,
     pub(crate) kick: Option<oneshot::Sender<Kick>>,
+    /// Woken when a delivery is queued. One per connection: a connection being taken over must
+    /// not swallow the wake-up meant for its successor.
+    pub(crate) wake: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -119,14 +122,17 @@ pub(crate) struct SessionState {
     pub(crate) incoming_qos2: HashSet<u16>,
     pub(crate) next_packet_id: u16,
     pub(crate) attached: Option<Attached>,
-    /// The generation of the last connection that attached, so a delayed will can tell whether
-    /// the client came back.
-    pub(crate) last_generation: u64,
     pub(crate) disconnected_at_ms: Option<u64>,
     /// Changed since it was last written to the store.
     pub(crate) dirty: bool,
+    /// A record of it may be in the store (it was saved or restored), so ending it must delete
+    /// that record even if the session is no longer persistent.
+    pub(crate) in_store: bool,
     /// Removed from the broker; late deliveries to it are discarded.
     pub(crate) ended: bool,
+    /// A will waiting out its delay: cancelled if a connection resumes the session, published
+    /// early if the session ends first.
+    pub(crate) pending_will: Option<Arc<Message>>,
 }
 
 impl SessionState {
@@ -161,8 +167,6 @@ impl SessionState {
 pub(crate) struct Session {
     pub(crate) client_id: Arc<str>,
     state: Mutex<SessionState>,
-    /// Woken when a delivery is queued.
-    pub(crate) notify: Notify,
     /// Mirrors `state.attached.is_some()` for lock-free checks when picking a shared subscriber.
     pub(crate) online: AtomicBool,
 }
@@ -181,12 +185,12 @@ impl Session {
                 incoming_qos2: HashSet::new(),
                 next_packet_id: 1,
                 attached: None,
-                last_generation: 0,
                 disconnected_at_ms: None,
                 dirty: false,
+                in_store: false,
                 ended: false,
+                pending_will: None,
             }),
-            notify: Notify::new(),
             online: AtomicBool::new(false),
         }
     }
@@ -218,12 +222,18 @@ pub(crate) enum Enqueued {
 
 impl Session {
     /// Queues a delivery and wakes the attached connection.
-    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize, queue_qos0_offline: bool) -> Enqueued {
+    pub(crate) fn enqueue(
+        &self,
+        d: Delivery,
+        max_queued: usize,
+        queue_qos0_offline: bool,
+    ) -> Enqueued {
         let mut st = self.lock();
         if st.ended {
             return Enqueued::Skipped;
         }
-        let online = st.attached.is_some();
+        let wake = st.attached.as_ref().map(|a| a.wake.clone());
+        let online = wake.is_some();
         if !online && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
             return Enqueued::Skipped;
         }
@@ -235,7 +245,9 @@ impl Session {
             st.dirty = true;
         }
         drop(st);
-        self.notify.notify_one();
+        if let Some(wake) = wake {
+            wake.notify_one();
+        }
         Enqueued::Queued
     }
 }

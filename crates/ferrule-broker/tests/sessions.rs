@@ -20,7 +20,7 @@ fn persistent(v: ProtocolVersion, id: &str) -> Opts {
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_qos1_is_redelivered_with_dup_and_the_same_ids() {
     let b = TestBroker::start(config()).await;
     let mut publ = b.client(Opts::v5("pub")).await;
@@ -30,7 +30,8 @@ async fn unacknowledged_qos1_is_redelivered_with_dup_and_the_same_ids() {
         assert!(!ack.session_present);
         sub.subscribe("rd/1", QoS::AtLeastOnce).await;
         for i in 0..3 {
-            publ.publish("rd/1", &format!("m{i}"), QoS::AtLeastOnce, false).await;
+            publ.publish("rd/1", &format!("m{i}"), QoS::AtLeastOnce, false)
+                .await;
         }
         let mut first = Vec::new();
         for _ in 0..3 {
@@ -60,7 +61,7 @@ async fn unacknowledged_qos1_is_redelivered_with_dup_and_the_same_ids() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_resumes_where_it_stopped() {
     let b = TestBroker::start(config()).await;
     let mut publ = b.client(Opts::v5("pub")).await;
@@ -68,8 +69,10 @@ async fn qos2_resumes_where_it_stopped() {
         let id = format!("q2-{v}");
         let mut sub = b.client(persistent(v, &id)).await;
         sub.subscribe("rd/2", QoS::ExactlyOnce).await;
-        publ.publish("rd/2", "released", QoS::ExactlyOnce, false).await;
-        publ.publish("rd/2", "published", QoS::ExactlyOnce, false).await;
+        publ.publish("rd/2", "released", QoS::ExactlyOnce, false)
+            .await;
+        publ.publish("rd/2", "published", QoS::ExactlyOnce, false)
+            .await;
         let m1 = sub.recv_publish().await;
         let m2 = sub.recv_publish().await;
         let (id1, id2) = (m1.packet_id.unwrap(), m2.packet_id.unwrap());
@@ -101,7 +104,7 @@ async fn qos2_resumes_where_it_stopped() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_published_while_offline_arrive_after_reconnect() {
     let b = TestBroker::start(config()).await;
     let mut publ = b.client(Opts::v5("pub")).await;
@@ -130,16 +133,21 @@ async fn messages_published_while_offline_arrive_after_reconnect() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos0_is_queued_offline_when_configured() {
-    let b = TestBroker::start(BrokerConfig { queue_qos0_offline: true, ..config() }).await;
+    let b = TestBroker::start(BrokerConfig {
+        queue_qos0_offline: true,
+        ..config()
+    })
+    .await;
     let mut sub = b.client(persistent(ProtocolVersion::V5, "q0")).await;
     sub.subscribe("q0", QoS::AtMostOnce).await;
     sub.disconnect().await;
     b.wait_connections(0).await;
     let mut publ = b.client(Opts::v5("pub")).await;
     publ.publish("q0", "kept", QoS::AtMostOnce, false).await;
-    publ.publish("q0", "kept too", QoS::AtLeastOnce, false).await;
+    publ.publish("q0", "kept too", QoS::AtLeastOnce, false)
+        .await;
     let mut sub = b.client(persistent(ProtocolVersion::V5, "q0")).await;
     let p = sub.recv_publish().await;
     assert_eq!((text(&p), p.qos), ("kept", QoS::AtMostOnce));
@@ -147,9 +155,13 @@ async fn qos0_is_queued_offline_when_configured() {
     assert_eq!((text(&p), p.qos), ("kept too", QoS::AtMostOnce));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_queue_is_bounded() {
-    let b = TestBroker::start(BrokerConfig { max_queued_messages: 3, ..config() }).await;
+    let b = TestBroker::start(BrokerConfig {
+        max_queued_messages: 3,
+        ..config()
+    })
+    .await;
     let mut sub = b.client(persistent(ProtocolVersion::V5, "bounded")).await;
     sub.subscribe("bq", QoS::AtLeastOnce).await;
     sub.disconnect().await;
@@ -157,7 +169,8 @@ async fn the_offline_queue_is_bounded() {
 
     let mut publ = b.client(Opts::v5("pub")).await;
     for i in 0..5 {
-        publ.publish("bq", &format!("m{i}"), QoS::AtLeastOnce, false).await;
+        publ.publish("bq", &format!("m{i}"), QoS::AtLeastOnce, false)
+            .await;
     }
     let mut sub = b.client(persistent(ProtocolVersion::V5, "bounded")).await;
     for i in 0..3 {
@@ -170,7 +183,7 @@ async fn the_offline_queue_is_bounded() {
     assert_eq!(text(&sub.recv_publish().await), "now");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_start_discards_the_stored_session() {
     let b = TestBroker::start(config()).await;
     let mut publ = b.client(Opts::v5("pub")).await;
@@ -193,7 +206,7 @@ async fn clean_start_discards_the_stored_session() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_session_expiry_zero_ends_the_session_at_disconnect() {
     let b = TestBroker::start(config()).await;
     let mut sub = b.client(Opts::v5("e0")).await;
@@ -205,7 +218,7 @@ async fn v5_session_expiry_zero_ends_the_session_at_disconnect() {
     drop(sub);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_session_expiry_ends_the_session_that_many_seconds_later() {
     // Without a store too: expiry must not depend on persistence.
     for store in [true, false] {
@@ -221,13 +234,19 @@ async fn v5_session_expiry_ends_the_session_that_many_seconds_later() {
 
         // Within the expiry: resumed.
         let (sub, ack) = Client::connect(b.addr, opts.clone()).await;
-        assert!(ack.session_present, "store {store}: resumed within the expiry");
+        assert!(
+            ack.session_present,
+            "store {store}: resumed within the expiry"
+        );
         sub.disconnect().await;
         b.wait_connections(0).await;
 
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (sub, ack) = Client::connect(b.addr, opts.clone()).await;
-        assert!(!ack.session_present, "store {store}: session gone after its expiry");
+        assert!(
+            !ack.session_present,
+            "store {store}: session gone after its expiry"
+        );
         sub.disconnect().await;
         b.wait_connections(0).await;
         // And expired sessions are removed, not just hidden (the sweep runs every second).
@@ -235,28 +254,38 @@ async fn v5_session_expiry_ends_the_session_that_many_seconds_later() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_can_shorten_the_session_expiry() {
     let b = TestBroker::start(config()).await;
     let mut sub = b.client(Opts::v5("shorten").clean(false).expiry(60)).await;
     sub.subscribe("sh", QoS::AtLeastOnce).await;
-    let props = Properties { session_expiry_interval: Some(0), ..Properties::default() };
-    sub.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, props).await;
+    let props = Properties {
+        session_expiry_interval: Some(0),
+        ..Properties::default()
+    };
+    sub.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, props)
+        .await;
     b.wait_sessions(0).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_may_not_make_a_zero_expiry_session_persistent() {
     let b = TestBroker::start(config()).await;
     let mut c = b.client(Opts::v5("zero")).await;
-    let props = Properties { session_expiry_interval: Some(30), ..Properties::default() };
-    c.send(Packet::Disconnect(ferrule_mqtt::Disconnect { reason: ReasonCode::NORMAL_DISCONNECTION, properties: props }))
-        .await;
+    let props = Properties {
+        session_expiry_interval: Some(30),
+        ..Properties::default()
+    };
+    c.send(Packet::Disconnect(ferrule_mqtt::Disconnect {
+        reason: ReasonCode::NORMAL_DISCONNECTION,
+        properties: props,
+    }))
+    .await;
     assert_eq!(c.expect_disconnect().await, ReasonCode::PROTOCOL_ERROR);
     b.wait_sessions(0).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_session_keeps_its_subscriptions_across_versions() {
     let b = TestBroker::start(config()).await;
     let mut sub = b.client(Opts::v5("cross").clean(false).expiry(60)).await;

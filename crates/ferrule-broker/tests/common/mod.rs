@@ -43,20 +43,29 @@ pub struct TestBroker {
 impl TestBroker {
     /// Starts a broker on a fresh in-memory SQLite store, so the write-behind path runs too.
     pub async fn start(config: BrokerConfig) -> TestBroker {
-        let store = BrokerStore::open_in_memory().await.expect("open an in-memory store");
+        let store = BrokerStore::open_in_memory()
+            .await
+            .expect("open an in-memory store");
         TestBroker::with_store(config, Some(store)).await
     }
 
     /// Starts a broker on the SQLite database file at `path` (created if missing).
     pub async fn start_sqlite(config: BrokerConfig, path: &Path) -> TestBroker {
-        let store = BrokerStore::open_sqlite(path).await.expect("open the SQLite store");
+        let store = BrokerStore::open_sqlite(path)
+            .await
+            .expect("open the SQLite store");
         TestBroker::with_store(config, Some(store)).await
     }
 
     /// Starts a broker with the given store (or none) and a TCP listener on a free port.
     pub async fn with_store(config: BrokerConfig, store: Option<BrokerStore>) -> TestBroker {
-        let broker = Broker::start(config, store).await.expect("start the broker");
-        let addr = broker.listen(spec(ListenerKind::Mqtt, None)).await.expect("listen");
+        let broker = Broker::start(config, store)
+            .await
+            .expect("start the broker");
+        let addr = broker
+            .listen(spec(ListenerKind::Mqtt, None))
+            .await
+            .expect("listen");
         TestBroker { broker, addr }
     }
 
@@ -76,7 +85,11 @@ impl TestBroker {
             }
         })
         .await;
-        assert!(waited.is_ok(), "broker still has {} connections, expected {n}", self.broker.stats().connections);
+        assert!(
+            waited.is_ok(),
+            "broker still has {} connections, expected {n}",
+            self.broker.stats().connections
+        );
     }
 
     /// Waits until the broker holds exactly `n` sessions.
@@ -87,18 +100,29 @@ impl TestBroker {
             }
         })
         .await;
-        assert!(waited.is_ok(), "broker still has {} sessions, expected {n}", self.broker.stats().sessions);
+        assert!(
+            waited.is_ok(),
+            "broker still has {} sessions, expected {n}",
+            self.broker.stats().sessions
+        );
     }
 }
 
 /// A listener on a free local port.
 pub fn spec(kind: ListenerKind, tls: Option<Arc<rustls::ServerConfig>>) -> ListenerSpec {
-    ListenerSpec { kind, addr: "127.0.0.1:0".parse().unwrap(), tls }
+    ListenerSpec {
+        kind,
+        addr: "127.0.0.1:0".parse().unwrap(),
+        tls,
+    }
 }
 
 /// The broker's defaults, with a short persistence interval so write-behind happens in tests.
 pub fn config() -> BrokerConfig {
-    BrokerConfig { persist_interval: Duration::from_millis(100), ..BrokerConfig::default() }
+    BrokerConfig {
+        persist_interval: Duration::from_millis(100),
+        ..BrokerConfig::default()
+    }
 }
 
 /// What a client puts in its CONNECT.
@@ -127,7 +151,10 @@ impl Opts {
 
     /// MQTT 3.1.1, clean session, keep-alive 30 s.
     pub fn v3(client_id: &str) -> Opts {
-        Opts { protocol: ProtocolVersion::V311, ..Opts::v5(client_id) }
+        Opts {
+            protocol: ProtocolVersion::V311,
+            ..Opts::v5(client_id)
+        }
     }
 
     pub fn clean(mut self, clean_start: bool) -> Opts {
@@ -205,6 +232,7 @@ enum Io {
 
 /// What the next read produced.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a test helper; `Packet` is large because CONNECT is
 pub enum Next {
     Packet(Packet),
     /// Nothing arrived within the wait.
@@ -228,7 +256,9 @@ pub struct Client {
 impl Client {
     /// Opens a TCP connection without sending anything.
     pub async fn tcp(addr: SocketAddr) -> Client {
-        let tcp = TcpStream::connect(addr).await.expect("connect to the broker");
+        let tcp = TcpStream::connect(addr)
+            .await
+            .expect("connect to the broker");
         tcp.set_nodelay(true).unwrap();
         Client::over(Box::new(tcp))
     }
@@ -241,12 +271,18 @@ impl Client {
     /// Completes a WebSocket handshake over `stream`, offering the `mqtt` subprotocol.
     pub async fn websocket(stream: Box<dyn Stream>, url: &str) -> (Client, Response) {
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
+        req.headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
         let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, stream))
             .await
             .expect("WebSocket handshake timed out")
             .expect("WebSocket handshake");
         (Client::new(Io::Ws(Box::new(ws))), resp)
+    }
+
+    /// A client over a WebSocket that is already open.
+    pub fn new_ws(ws: WebSocketStream<Box<dyn Stream>>) -> Client {
+        Client::new(Io::Ws(Box::new(ws)))
     }
 
     fn new(io: Io) -> Client {
@@ -290,7 +326,8 @@ impl Client {
     /// Encodes and sends one packet.
     pub async fn send(&mut self, packet: Packet) {
         let mut buf = BytesMut::new();
-        encode(&packet, self.protocol, &mut buf).unwrap_or_else(|e| panic!("encode {packet:?}: {e}"));
+        encode(&packet, self.protocol, &mut buf)
+            .unwrap_or_else(|e| panic!("encode {packet:?}: {e}"));
         self.send_raw(&buf).await;
     }
 
@@ -298,7 +335,10 @@ impl Client {
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         let _ = match &mut self.io {
             Io::Stream(s) => s.write_all(bytes).await.map_err(|e| e.to_string()),
-            Io::Ws(ws) => ws.send(Message::Binary(Bytes::copy_from_slice(bytes))).await.map_err(|e| e.to_string()),
+            Io::Ws(ws) => ws
+                .send(Message::Binary(Bytes::copy_from_slice(bytes)))
+                .await
+                .map_err(|e| e.to_string()),
         };
     }
 
@@ -342,7 +382,11 @@ impl Client {
     }
 
     /// Waits for the first packet `pick` accepts, keeping the others for later reads.
-    pub async fn recv_where<T>(&mut self, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+    pub async fn recv_where<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&Packet) -> Option<T>,
+    ) -> T {
         let mut skipped = VecDeque::new();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -382,6 +426,19 @@ impl Client {
         }
     }
 
+    /// Waits for the broker to close the connection, discarding whatever bytes it sends first
+    /// (for connections that do not speak MQTT, such as TLS alerts to a plain client).
+    pub async fn expect_eof(&mut self) {
+        let closed = tokio::time::timeout(WAIT, async {
+            while read_more(&mut self.io, &mut self.rbuf).await > 0 {
+                self.rbuf.clear();
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the connection is still open");
+        self.eof = true;
+    }
+
     /// Waits for a DISCONNECT and the close after it; returns its reason code.
     pub async fn expect_disconnect(&mut self) -> ReasonCode {
         match self.expect_closed().await {
@@ -413,10 +470,13 @@ impl Client {
         let id = self.publish_only(p).await?;
         match qos {
             QoS::AtMostOnce => None,
-            QoS::AtLeastOnce => Some(self.recv_where("PUBACK", |p| match p {
-                Packet::PubAck(a) if a.packet_id == id => Some(a.reason),
-                _ => None,
-            }).await),
+            QoS::AtLeastOnce => Some(
+                self.recv_where("PUBACK", |p| match p {
+                    Packet::PubAck(a) if a.packet_id == id => Some(a.reason),
+                    _ => None,
+                })
+                .await,
+            ),
             QoS::ExactlyOnce => {
                 let rec = self
                     .recv_where("PUBREC", |p| match p {
@@ -441,7 +501,13 @@ impl Client {
     }
 
     /// Publishes a text message and completes the QoS flow.
-    pub async fn publish(&mut self, topic: &str, payload: &str, qos: QoS, retain: bool) -> Option<ReasonCode> {
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &str,
+        qos: QoS,
+        retain: bool,
+    ) -> Option<ReasonCode> {
         self.publish_msg(message(topic, payload, qos, retain)).await
     }
 
@@ -466,9 +532,18 @@ impl Client {
     }
 
     /// Subscribes with the given subscriptions and SUBSCRIBE properties; returns the SUBACK.
-    pub async fn subscribe_with(&mut self, filters: Vec<Subscription>, properties: Properties) -> SubAck {
+    pub async fn subscribe_with(
+        &mut self,
+        filters: Vec<Subscription>,
+        properties: Properties,
+    ) -> SubAck {
         let packet_id = self.alloc_id();
-        self.send(Packet::Subscribe(Subscribe { packet_id, filters, properties })).await;
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id,
+            filters,
+            properties,
+        }))
+        .await;
         self.recv_where("SUBACK", |p| match p {
             Packet::SubAck(a) if a.packet_id == packet_id => Some(a.clone()),
             _ => None,
@@ -478,15 +553,28 @@ impl Client {
 
     /// Subscribes to one filter and asserts it was granted `qos`.
     pub async fn subscribe(&mut self, f: &str, qos: QoS) {
-        let ack = self.subscribe_with(vec![Subscription::new(filter(f), qos)], Properties::default()).await;
-        assert_eq!(ack.reasons, vec![ReasonCode::granted(qos)], "SUBACK for {f}");
+        let ack = self
+            .subscribe_with(
+                vec![Subscription::new(filter(f), qos)],
+                Properties::default(),
+            )
+            .await;
+        assert_eq!(
+            ack.reasons,
+            vec![ReasonCode::granted(qos)],
+            "SUBACK for {f}"
+        );
     }
 
     pub async fn unsubscribe(&mut self, filters: &[&str]) -> UnsubAck {
         let packet_id = self.alloc_id();
         let filters = filters.iter().map(|f| filter(f)).collect();
-        self.send(Packet::Unsubscribe(Unsubscribe { packet_id, filters, properties: Properties::default() }))
-            .await;
+        self.send(Packet::Unsubscribe(Unsubscribe {
+            packet_id,
+            filters,
+            properties: Properties::default(),
+        }))
+        .await;
         self.recv_where("UNSUBACK", |p| match p {
             Packet::UnsubAck(a) if a.packet_id == packet_id => Some(a.clone()),
             _ => None,
@@ -497,18 +585,23 @@ impl Client {
     /// PINGREQ, then waits for PINGRESP.
     pub async fn ping(&mut self) {
         self.send(Packet::PingReq).await;
-        self.recv_where("PINGRESP", |p| matches!(p, Packet::PingResp).then_some(())).await;
+        self.recv_where("PINGRESP", |p| matches!(p, Packet::PingResp).then_some(()))
+            .await;
     }
 
     /// A normal DISCONNECT, then waits for the broker to close.
     pub async fn disconnect(mut self) {
         self.send(Packet::Disconnect(Disconnect::default())).await;
-        assert!(self.expect_closed().await.is_none(), "the broker answered DISCONNECT with DISCONNECT");
+        assert!(
+            self.expect_closed().await.is_none(),
+            "the broker answered DISCONNECT with DISCONNECT"
+        );
     }
 
     /// DISCONNECT with a reason code and properties, then waits for the broker to close.
     pub async fn disconnect_with(mut self, reason: ReasonCode, properties: Properties) {
-        self.send(Packet::Disconnect(Disconnect { reason, properties })).await;
+        self.send(Packet::Disconnect(Disconnect { reason, properties }))
+            .await;
         let _ = self.expect_closed().await;
     }
 }

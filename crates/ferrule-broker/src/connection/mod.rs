@@ -1,0 +1,364 @@
+//! One client connection: CONNECT, the packet loop, and the end of the connection.
+//!
+//! Packet handling is synchronous: `handle` takes a decoded packet, updates the session and the
+//! broker, and appends replies to the write buffer. The async `run` only moves bytes and waits.
+//! The phases live apart: `connect` (CONNECT to CONNACK), `inbound` (packets from the client),
+//! `outbound` (deliveries to it); this file drives them and ends the connection.
+
+mod connect;
+mod inbound;
+mod outbound;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ferrule_mqtt::{
+    Disconnect, Packet, Properties, ProtocolVersion, PubResp, ReasonCode, TopicName, Will, decode,
+    encode,
+};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use crate::broker::{BrokerInner, now_ms};
+use crate::metrics::connection_closed;
+use crate::session::{Kick, Message, Session};
+use crate::transport::{ConnInfo, Transport};
+
+/// How long the last words to a client (a DISCONNECT or refusing CONNACK, then the close) may
+/// take: a client that stopped reading must not keep its connection open.
+const GOODBYE: Duration = Duration::from_secs(1);
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client sent DISCONNECT; `will` unless its reason was 0x00.
+    Disconnect {
+        will: bool,
+    },
+    PeerClosed,
+    Io(io::Error),
+    KeepAlive,
+    Kicked(Kick),
+    ShuttingDown,
+    /// The client broke the protocol or a limit.
+    Violation {
+        reason: ReasonCode,
+        detail: String,
+    },
+}
+
+impl End {
+    fn violation(reason: ReasonCode, detail: impl Into<String>) -> End {
+        End::Violation {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// The DISCONNECT reason sent to an MQTT 5 client, if one is sent.
+    fn reason(&self) -> Option<ReasonCode> {
+        match self {
+            End::Disconnect { .. } | End::PeerClosed | End::Io(_) => None,
+            End::KeepAlive => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            End::Kicked(Kick::TakenOver) => Some(ReasonCode::SESSION_TAKEN_OVER),
+            End::Kicked(Kick::SessionRemoved) => Some(ReasonCode::ADMINISTRATIVE_ACTION),
+            End::ShuttingDown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+            End::Violation { reason, .. } => Some(*reason),
+        }
+    }
+
+    fn publishes_will(&self) -> bool {
+        match self {
+            End::Disconnect { will } => *will,
+            End::ShuttingDown => false,
+            _ => true,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            End::Disconnect { .. } => "client_disconnect",
+            End::PeerClosed => "peer_closed",
+            End::Io(_) => "io_error",
+            End::KeepAlive => "keep_alive_timeout",
+            End::Kicked(Kick::TakenOver) => "session_taken_over",
+            End::Kicked(Kick::SessionRemoved) => "session_removed",
+            End::ShuttingDown => "server_shutting_down",
+            End::Violation { reason, .. } => match reason.0 {
+                0x81 => "malformed_packet",
+                0x82 => "protocol_error",
+                0x90 => "topic_name_invalid",
+                0x93 => "receive_maximum_exceeded",
+                0x94 => "topic_alias_invalid",
+                0x95 => "packet_too_large",
+                0x99 => "payload_format_invalid",
+                _ => "other_violation",
+            },
+        }
+    }
+}
+
+/// Serves one client from its first byte to its last.
+pub(crate) async fn serve(
+    broker: Arc<BrokerInner>,
+    mut transport: Transport,
+    info: ConnInfo,
+    over_limit: bool,
+) {
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut shutdown = broker.shutdown.subscribe();
+    let connect = tokio::select! {
+        c = connect::read_connect(&broker, &mut transport, &mut rbuf) => c,
+        _ = shutdown.wait_for(|down| *down) => Err("the broker is shutting down".to_owned()),
+    };
+    let connect = match connect {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::info!(peer = %info.peer, listener = %info.listener, reason = %why, "connection closed before CONNECT");
+            connection_closed("no_connect");
+            let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
+            return;
+        }
+    };
+    let protocol = connect.protocol;
+    let mut wbuf = BytesMut::with_capacity(4096);
+    if let Some(connack) = connect::refusal(&broker, &info, &connect, over_limit) {
+        connection_closed("connect_refused");
+        let max = connect
+            .properties
+            .maximum_packet_size
+            .map_or(usize::MAX, |m| m as usize);
+        if encode(
+            &fit_diagnostics(Packet::ConnAck(connack), protocol, max),
+            protocol,
+            &mut wbuf,
+        )
+        .is_ok()
+        {
+            let _ = tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
+        }
+        let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
+        return;
+    }
+    let mut conn = Conn::accept(broker, info, connect, &mut wbuf);
+    let end = conn.run(&mut transport, rbuf, wbuf).await;
+    conn.finish(&mut transport, end).await;
+}
+
+struct Conn {
+    broker: Arc<BrokerInner>,
+    info: ConnInfo,
+    protocol: ProtocolVersion,
+    client_id: Arc<str>,
+    session: Arc<Session>,
+    generation: u64,
+    kick: Option<oneshot::Receiver<Kick>>,
+    wake: Arc<Notify>,
+    keep_alive: u16,
+    will: Option<Will>,
+    /// Largest in-flight window toward the client: its Receive Maximum and our limit.
+    window: usize,
+    client_max_packet: usize,
+    topic_aliases: HashMap<u16, TopicName>,
+    /// MQTT 5 Request Problem Information: whether reason strings may go in acks.
+    problem_info: bool,
+    /// The connection ended in the middle of a write (the client stopped reading): the stream
+    /// may hold half a packet and cannot take a goodbye.
+    write_interrupted: bool,
+}
+
+impl Conn {
+    fn send(&self, packet: &Packet, wbuf: &mut BytesMut) {
+        if let Err(e) = encode(packet, self.protocol, wbuf) {
+            tracing::error!(client_id = %self.client_id, packet = packet.kind(), error = %e, "could not encode packet");
+        }
+    }
+
+    async fn run(
+        &mut self,
+        transport: &mut Transport,
+        mut rbuf: BytesMut,
+        mut wbuf: BytesMut,
+    ) -> End {
+        let mut shutdown = self.broker.shutdown.subscribe();
+        let Some(mut kick) = self.kick.take() else {
+            return End::violation(
+                ReasonCode::UNSPECIFIED_ERROR,
+                "connection without a session slot",
+            );
+        };
+        let idle_limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
+        let keep_alive = self.keep_alive > 0;
+        let mut last_rx = Instant::now();
+        loop {
+            loop {
+                match decode(&mut rbuf, self.protocol, self.broker.config.max_packet_size) {
+                    Ok(Some(packet)) => {
+                        if let Some(end) = self.handle(packet, &mut wbuf) {
+                            if !wbuf.is_empty() {
+                                let _ =
+                                    tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
+                            }
+                            return end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return End::violation(e.reason_code(), e.to_string()),
+                }
+            }
+            let more = self.pump(&mut wbuf);
+            if !wbuf.is_empty() {
+                let n = wbuf.len();
+                // A client that stops reading must not pin this task in a write: a takeover,
+                // shutdown or a write stalled for a whole keep-alive allowance still ends it.
+                let stalled = Instant::now() + idle_limit;
+                let interrupted = tokio::select! {
+                    r = transport.write(&mut wbuf) => match r {
+                        Ok(()) => None,
+                        Err(e) => return End::Io(e),
+                    },
+                    k = &mut kick => Some(End::Kicked(k.unwrap_or(Kick::SessionRemoved))),
+                    _ = shutdown.changed() => Some(End::ShuttingDown),
+                    _ = tokio::time::sleep_until(stalled), if keep_alive => Some(End::KeepAlive),
+                };
+                if let Some(end) = interrupted {
+                    self.write_interrupted = true;
+                    return end;
+                }
+                self.broker.metrics.bytes_out.increment(n as u64);
+            }
+            if *shutdown.borrow() {
+                return End::ShuttingDown;
+            }
+            // Biased, so that a steady stream of deliveries (`more`, `notified`) never starves
+            // reading the client's packets or the keep-alive check.
+            tokio::select! {
+                biased;
+                k = &mut kick => return End::Kicked(k.unwrap_or(Kick::SessionRemoved)),
+                _ = shutdown.changed() => return End::ShuttingDown,
+                r = transport.read(&mut rbuf) => match r {
+                    Ok(0) => return End::PeerClosed,
+                    Ok(n) => {
+                        self.broker.metrics.bytes_in.increment(n as u64);
+                        last_rx = Instant::now();
+                    }
+                    Err(e) => return End::Io(e),
+                },
+                _ = tokio::time::sleep_until(last_rx + idle_limit), if keep_alive => return End::KeepAlive,
+                _ = self.wake.notified() => {}
+                _ = std::future::ready(()), if more => {}
+            }
+        }
+    }
+
+    /// Sends an MQTT 5 client the DISCONNECT `end` calls for and closes the stream, each step
+    /// bounded so that a client that stopped reading cannot hold the connection open.
+    async fn goodbye(&self, transport: &mut Transport, end: &End) {
+        if let (ProtocolVersion::V5, Some(reason)) = (self.protocol, end.reason()) {
+            let mut wbuf = BytesMut::new();
+            let mut properties = Properties::default();
+            if let End::Violation { detail, .. } = end {
+                properties.reason_string = Some(detail.clone());
+            }
+            let disconnect = Packet::Disconnect(Disconnect { reason, properties });
+            self.send(
+                &fit_diagnostics(disconnect, self.protocol, self.client_max_packet),
+                &mut wbuf,
+            );
+            let _ = tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
+        }
+        let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
+    }
+
+    /// Says goodbye, releases the session and publishes the will when due.
+    async fn finish(mut self, transport: &mut Transport, end: End) {
+        // After an interrupted write the stream may end in half a packet and is not being read:
+        // the socket is simply dropped.
+        if !self.write_interrupted {
+            self.goodbye(transport, &end).await;
+        }
+        match &end {
+            End::Violation { reason, detail } => tracing::warn!(
+                client_id = %self.client_id, peer = %self.info.peer, reason = %reason, "connection closed: {detail}"
+            ),
+            End::Io(e) => {
+                tracing::info!(client_id = %self.client_id, error = %e, "connection lost")
+            }
+            other => {
+                tracing::info!(client_id = %self.client_id, reason = other.label(), "client disconnected")
+            }
+        }
+        connection_closed(end.label());
+        let expiry = self.session.lock().expiry;
+        self.broker.detach(&self.session, self.generation);
+        if end.publishes_will()
+            && let Some(will) = self.will.take()
+        {
+            publish_will(&self.broker, &self.session, &self.client_id, will, expiry);
+        }
+    }
+}
+
+fn ack(packet_id: u16, reason: ReasonCode) -> PubResp {
+    PubResp {
+        packet_id,
+        reason,
+        properties: Properties::default(),
+    }
+}
+
+/// Drops the diagnostic properties (reason string, user properties) of a CONNACK, SUBACK or
+/// DISCONNECT that would exceed the client's Maximum Packet Size: MQTT 5 lets the server leave
+/// them out, but never lets it send a larger packet.
+fn fit_diagnostics(mut packet: Packet, protocol: ProtocolVersion, max: usize) -> Packet {
+    if ferrule_mqtt::encoded_len(&packet, protocol) > max {
+        let properties = match &mut packet {
+            Packet::ConnAck(p) => &mut p.properties,
+            Packet::SubAck(p) => &mut p.properties,
+            Packet::Disconnect(p) => &mut p.properties,
+            _ => return packet,
+        };
+        properties.reason_string = None;
+        properties.user_properties.clear();
+    }
+    packet
+}
+
+/// Publishes a will now, or hands it to [`BrokerInner::delay_will`]. A session that expires
+/// sooner than the delay brings the will forward (MQTT 5, 3.1.3.2.2).
+fn publish_will(
+    broker: &Arc<BrokerInner>,
+    session: &Arc<Session>,
+    client_id: &Arc<str>,
+    will: Will,
+    expiry: u32,
+) {
+    let mut properties = will.properties;
+    let delay = properties
+        .will_delay_interval
+        .take()
+        .unwrap_or(0)
+        .min(expiry);
+    let expires_at_ms = properties
+        .message_expiry_interval
+        .take()
+        .map(|s| now_ms() + u64::from(s) * 1000);
+    let msg = Arc::new(Message {
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties,
+        expires_at_ms,
+        publisher: Some(client_id.clone()),
+    });
+    if delay == 0 {
+        tracing::debug!(client_id = %client_id, topic = %msg.topic, "publishing will");
+        broker.publish(&msg);
+    } else {
+        broker.delay_will(session, msg, Duration::from_secs(u64::from(delay)));
+    }
+}
