@@ -247,6 +247,11 @@ impl BrokerInner {
         st.dirty = true;
         let ends = st.expiry == 0;
         drop(st);
+        // Nobody drains an offline queue: publishers waiting on it go on.
+        session
+            .stalled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        session.drained.notify_waiters();
         if ends {
             self.end_session(session);
         }
@@ -287,6 +292,7 @@ impl BrokerInner {
             let _ = k.send(Kick::SessionRemoved);
         }
         drop(st);
+        session.drained.notify_waiters();
         let mut trie = write(&self.subs);
         for f in &filters {
             trie.remove(f.match_filter(), |e: &SubEntry| {
@@ -338,10 +344,20 @@ impl BrokerInner {
     /// Publishes a message: stores it as the topic's retained message if flagged so, then routes
     /// it. Returns how many sessions received it.
     pub(crate) fn publish(&self, msg: &Arc<Message>) -> usize {
+        self.publish_from(msg, &mut Vec::new())
+    }
+
+    /// Publishes for a client connection, collecting the online sessions whose queues are past
+    /// their high watermark: the connection pauses reading until they drain.
+    pub(crate) fn publish_from(
+        &self,
+        msg: &Arc<Message>,
+        congested: &mut Vec<Arc<Session>>,
+    ) -> usize {
         if msg.retain {
             self.retain(msg);
         }
-        self.route(msg)
+        self.route(msg, congested)
     }
 
     /// Holds a will for `delay`, then publishes it, unless a connection resumes the session
@@ -389,7 +405,7 @@ impl BrokerInner {
     /// Delivers a message to every matching subscription: one delivery per session (overlapping
     /// subscriptions merged, as Mosquitto does), one member per shared-subscription group.
     /// Returns how many sessions received it.
-    pub(crate) fn route(&self, msg: &Arc<Message>) -> usize {
+    pub(crate) fn route(&self, msg: &Arc<Message>, congested: &mut Vec<Arc<Session>>) -> usize {
         let mut direct: Vec<(Arc<Session>, SubOptions)> = Vec::new();
         let mut shared: Vec<SubEntry> = Vec::new();
         read(&self.subs).for_each_match(msg.topic.as_str(), |e: &SubEntry| {
@@ -417,7 +433,7 @@ impl BrokerInner {
                 ids.extend(o.subscription_id);
                 j += 1;
             }
-            if self.offer(session, msg, qos, retain, ids) {
+            if self.offer(session, msg, qos, retain, ids, congested) {
                 delivered += 1;
             }
             i = j;
@@ -440,6 +456,7 @@ impl BrokerInner {
                     pick.opts.qos,
                     pick.opts.retain_as_published,
                     ids,
+                    congested,
                 ) {
                     delivered += 1;
                 }
@@ -450,11 +467,12 @@ impl BrokerInner {
 
     fn offer(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         msg: &Arc<Message>,
         sub_qos: QoS,
         rap: bool,
         ids: Vec<u32>,
+        congested: &mut Vec<Arc<Session>>,
     ) -> bool {
         let d = Delivery {
             msg: msg.clone(),
@@ -468,6 +486,12 @@ impl BrokerInner {
             self.config.queue_qos0_offline,
         ) {
             Enqueued::Queued => true,
+            Enqueued::Congested => {
+                if !congested.iter().any(|c| Arc::ptr_eq(c, session)) {
+                    congested.push(session.clone());
+                }
+                true
+            }
             Enqueued::Skipped => false,
             Enqueued::Dropped => {
                 self.metrics.dropped_queue_full.increment(1);

@@ -169,6 +169,13 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Mirrors `state.attached.is_some()` for lock-free checks when picking a shared subscriber.
     pub(crate) online: AtomicBool,
+    /// Woken when the queue falls to its low watermark, the session goes offline or ends:
+    /// publishers paused by [`Enqueued::Congested`] wait on it.
+    pub(crate) drained: Notify,
+    /// A publisher waited its longest pause for this session in vain: until its
+    /// queue drains, publishers no longer pause for it (its overflow is dropped instead), so one
+    /// stuck subscriber cannot slow every publisher again and again.
+    pub(crate) stalled: AtomicBool,
 }
 
 impl Session {
@@ -192,6 +199,8 @@ impl Session {
                 pending_will: None,
             }),
             online: AtomicBool::new(false),
+            drained: Notify::new(),
+            stalled: AtomicBool::new(false),
         }
     }
 
@@ -216,11 +225,32 @@ pub(crate) enum Enqueued {
     Queued,
     /// Not queued: QoS 0 for an offline session, or the session ended.
     Skipped,
+    /// Queued, but the session's queue is past its high watermark: the publisher should pause
+    /// until it drains, so that a slow subscriber slows its publishers instead of losing
+    /// messages.
+    Congested,
     /// The session's queue is full.
     Dropped,
 }
 
+/// The queue length at which an online session asks its publishers to pause.
+pub(crate) fn high_watermark(max_queued: usize) -> usize {
+    (max_queued / 2).max(1)
+}
+
+/// The queue length at which paused publishers resume.
+pub(crate) fn low_watermark(max_queued: usize) -> usize {
+    max_queued / 4
+}
+
 impl Session {
+    /// Whether publishers paused by this session may go on: its queue is at the low watermark,
+    /// or nobody is connected to drain it.
+    pub(crate) fn is_drained(&self, max_queued: usize) -> bool {
+        let st = self.lock();
+        st.ended || st.attached.is_none() || st.queue.len() <= low_watermark(max_queued)
+    }
+
     /// Queues a delivery and wakes the attached connection.
     pub(crate) fn enqueue(
         &self,
@@ -244,10 +274,17 @@ impl Session {
         if !online {
             st.dirty = true;
         }
+        let congested = online
+            && st.queue.len() >= high_watermark(max_queued)
+            && !self.stalled.load(Ordering::Relaxed);
         drop(st);
         if let Some(wake) = wake {
             wake.notify_one();
         }
-        Enqueued::Queued
+        if congested {
+            Enqueued::Congested
+        } else {
+            Enqueued::Queued
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! `ferrule serve`: wires settings, logging, metrics, TLS, the store and the broker together.
+//! `ferrule serve`: wires settings, logging, metrics, TLS, the store, the broker and the
+//! control-plane API together.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
+use ferrule_api::{ApiConfig, ApiState};
 use ferrule_broker::{Broker, ListenerKind, ListenerSpec};
-use ferrule_pki::DevPki;
-use ferrule_store::BrokerStore;
+use ferrule_pki::{DevPki, Issuer};
+use ferrule_store::{BrokerStore, Registry};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::settings::{LogFormat, ServeArgs, Settings};
@@ -26,9 +28,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log).map_err(|e| anyhow::anyhow!("log: {e}"))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&s.log).map_err(|e| anyhow::anyhow!("log: {e}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let result = match s.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -39,12 +45,16 @@ fn init_logging(s: &Settings) -> anyhow::Result<()> {
 async fn serve(s: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
-    let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     tokio::spawn(metrics_upkeep(metrics.clone()));
 
     let tls = Arc::new(tls_config(&s)?);
     let db = s.data_dir.join("ferrule.db");
-    let store = BrokerStore::open_sqlite(&db).await.with_context(|| format!("opening {}", db.display()))?;
+    let store = BrokerStore::open_sqlite(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
     let broker = Broker::start(s.broker.clone(), Some(store.clone())).await?;
 
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
@@ -60,13 +70,20 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         let local = broker.listen(ListenerSpec { kind, addr, tls }).await?;
         bound.push((kind.as_str(), local));
     }
+    let registry = open_registry(&s, &db).await?;
     let api = tokio::net::TcpListener::bind(s.api_listen)
         .await
         .with_context(|| format!("binding the API listener to {}", s.api_listen))?;
     let api_addr = api.local_addr()?;
     bound.push(("api", api_addr));
+    let mqtts_addr = bound
+        .iter()
+        .find(|(k, _)| *k == "mqtts")
+        .map_or(s.mqtts_listen, |(_, a)| *a);
+    let api_state = api_state(&s, registry.clone(), mqtts_addr, api_addr)?;
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(metrics, broker.clone());
+    // The control plane's SigV4 layer covers its own routes only: /metrics and /health stay open.
+    let app = ferrule_api::router(api_state).merge(router(metrics, broker.clone()));
     let api_task = tokio::spawn(async move {
         axum::serve(api, app)
             .with_graceful_shutdown(async {
@@ -82,14 +99,99 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let _ = api_stop_tx.send(());
     broker.shutdown(Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+    registry.close().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// The device registry: PostgreSQL when `database_url` is set, else SQLite in the data dir's
+/// database file (next to the broker's tables).
+async fn open_registry(s: &Settings, db: &Path) -> anyhow::Result<Registry> {
+    match &s.database_url {
+        Some(url) => {
+            let shown = redact_password(url);
+            let registry = Registry::open_postgres(url)
+                .await
+                .with_context(|| format!("opening the PostgreSQL registry at {shown}"))?;
+            tracing::info!(database = %shown, "registry on PostgreSQL");
+            Ok(registry)
+        }
+        None => Registry::open_sqlite(db)
+            .await
+            .with_context(|| format!("opening the registry in {}", db.display())),
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{authority}/{p}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+/// The control plane's state: the issuing CA and the admin credentials (configured, or
+/// generated once into `DATA_DIR/credentials`).
+fn api_state(
+    s: &Settings,
+    registry: Registry,
+    mqtts: SocketAddr,
+    api: SocketAddr,
+) -> anyhow::Result<ApiState> {
+    let issuer = Arc::new(Issuer::load_or_create(&s.data_dir).context("loading the issuing CA")?);
+    let credential = match &s.admin {
+        Some(c) => c.clone(),
+        None => {
+            let path = s.data_dir.join("credentials");
+            let (credential, created) = ferrule_api::credentials_file::load_or_create(&path)?;
+            if created {
+                tracing::info!(file = %path.display(), access_key_id = %credential.access_key_id, "generated admin credentials");
+            }
+            tracing::info!(
+                "control plane: AWS_SHARED_CREDENTIALS_FILE={} AWS_DEFAULT_REGION={} aws iot list-certificates \
+                 --endpoint-url http://{api}",
+                path.display(),
+                s.region
+            );
+            credential
+        }
+    };
+    // DescribeEndpoint answers with a host name; devices use the mqtts port with it. A loopback
+    // or wildcard listener is announced as localhost, which the development certificate names.
+    let host = if mqtts.ip().is_loopback() || mqtts.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        mqtts.ip().to_string()
+    };
+    let config = ApiConfig {
+        region: s.region.clone(),
+        account_id: s.account_id.clone(),
+        mqtt_endpoint: format!("{host}:{}", mqtts.port()),
+        credentials: vec![credential],
+    };
+    Ok(ApiState::new(config, registry, issuer))
+}
+
 fn tls_config(s: &Settings) -> anyhow::Result<rustls::ServerConfig> {
     let (chain, key) = match &s.tls {
-        Some((cert, key)) => (ferrule_pki::load_cert_chain(cert)?, ferrule_pki::load_private_key(key)?),
+        Some((cert, key)) => (
+            ferrule_pki::load_cert_chain(cert)?,
+            ferrule_pki::load_private_key(key)?,
+        ),
         None => {
             let pki = DevPki::load_or_create(&s.data_dir)?;
             (pki.server_chain()?, pki.server_key()?)
@@ -106,7 +208,10 @@ fn tls_config(s: &Settings) -> anyhow::Result<rustls::ServerConfig> {
 
 fn router(metrics: PrometheusHandle, broker: Broker) -> Router {
     Router::new()
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .route(
             "/health",
             get(move || {
@@ -117,7 +222,13 @@ fn router(metrics: PrometheusHandle, broker: Broker) -> Router {
 }
 
 fn health_body(st: ferrule_broker::BrokerStats) -> std::collections::BTreeMap<&'static str, usize> {
-    [("connections", st.connections), ("sessions", st.sessions), ("retained", st.retained)].into_iter().collect()
+    [
+        ("connections", st.connections),
+        ("sessions", st.sessions),
+        ("retained", st.retained),
+    ]
+    .into_iter()
+    .collect()
 }
 
 async fn metrics_upkeep(handle: PrometheusHandle) {
@@ -131,7 +242,10 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
 /// `DATA_DIR/listeners.toml` names the address each listener actually bound, so scripts and
 /// tests that ask for port 0 can find it.
 fn write_listeners(dir: &Path, bound: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
-    let body: String = bound.iter().map(|(k, a)| format!("{k} = \"{a}\"\n")).collect();
+    let body: String = bound
+        .iter()
+        .map(|(k, a)| format!("{k} = \"{a}\"\n"))
+        .collect();
     let path = dir.join("listeners.toml");
     let tmp = dir.join("listeners.toml.tmp");
     std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
@@ -172,5 +286,20 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_are_kept_out_of_messages() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("postgres://h"), "postgres://h");
     }
 }

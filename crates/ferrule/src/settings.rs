@@ -72,6 +72,22 @@ pub(crate) struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "FERRULE_TLS_KEY", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Admin access key id for the control-plane API; with --secret-access-key. Without both,
+    /// credentials are generated once into DATA_DIR/credentials.
+    #[arg(long, env = "FERRULE_ACCESS_KEY_ID", requires = "secret_access_key")]
+    pub(crate) access_key_id: Option<String>,
+    /// Admin secret access key for the control-plane API; with --access-key-id.
+    #[arg(
+        long,
+        env = "FERRULE_SECRET_ACCESS_KEY",
+        requires = "access_key_id",
+        hide_env_values = true
+    )]
+    pub(crate) secret_access_key: Option<String>,
+    /// PostgreSQL database for the registry (`postgres://user[:password]@host[:port]/db`)
+    /// [default: SQLite in DATA_DIR/ferrule.db].
+    #[arg(long, env = "FERRULE_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
     /// Log line format [default: text].
     #[arg(long, env = "FERRULE_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
@@ -119,10 +135,34 @@ impl ServeArgs {
     /// Fills every unset field from `file`.
     fn merge(mut self, file: ServeArgs) -> ServeArgs {
         merge_fields!(
-            self, file, data_dir, mqtts_listen, mqtt_listen, ws_listen, wss_listen, api_listen, region, account_id,
-            jitr_mode, tls_cert, tls_key, log_format, log, max_packet_size, max_topic_length, max_topic_levels,
-            max_connections, max_inflight, max_queued_messages, queue_qos0_offline, max_keep_alive,
-            max_session_expiry, topic_alias_maximum,
+            self,
+            file,
+            data_dir,
+            mqtts_listen,
+            mqtt_listen,
+            ws_listen,
+            wss_listen,
+            api_listen,
+            region,
+            account_id,
+            jitr_mode,
+            tls_cert,
+            tls_key,
+            access_key_id,
+            secret_access_key,
+            database_url,
+            log_format,
+            log,
+            max_packet_size,
+            max_topic_length,
+            max_topic_levels,
+            max_connections,
+            max_inflight,
+            max_queued_messages,
+            queue_qos0_offline,
+            max_keep_alive,
+            max_session_expiry,
+            topic_alias_maximum,
         );
         self
     }
@@ -137,10 +177,12 @@ pub(crate) struct Settings {
     pub(crate) ws_listen: Option<SocketAddr>,
     pub(crate) wss_listen: Option<SocketAddr>,
     pub(crate) api_listen: SocketAddr,
-    #[allow(dead_code)] // read by the control plane
     pub(crate) region: String,
-    #[allow(dead_code)] // read by the control plane
     pub(crate) account_id: String,
+    /// Configured admin credentials; `None`: generated into the data dir.
+    pub(crate) admin: Option<ferrule_api::Credential>,
+    /// `None`: the registry is SQLite in the data dir.
+    pub(crate) database_url: Option<String>,
     #[allow(dead_code)] // read by device identity
     pub(crate) jitr_mode: JitrMode,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
@@ -150,7 +192,8 @@ pub(crate) struct Settings {
 }
 
 fn parse_addr(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    s.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 impl Settings {
@@ -181,7 +224,10 @@ impl Settings {
             persist_interval: Duration::from_secs(1),
         };
         if broker.max_packet_size < 64 {
-            anyhow::bail!("max_packet_size: {} is too small; it must be at least 64 bytes", broker.max_packet_size);
+            anyhow::bail!(
+                "max_packet_size: {} is too small; it must be at least 64 bytes",
+                broker.max_packet_size
+            );
         }
         if broker.max_inflight == 0 {
             anyhow::bail!("max_inflight: must be at least 1");
@@ -189,9 +235,32 @@ impl Settings {
         if broker.max_topic_levels == 0 || broker.max_topic_length == 0 {
             anyhow::bail!("max_topic_levels and max_topic_length must be at least 1");
         }
+        let admin = match (a.access_key_id, a.secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                if access_key_id.is_empty() || secret_access_key.is_empty() {
+                    anyhow::bail!("access_key_id and secret_access_key must not be empty");
+                }
+                Some(ferrule_api::Credential {
+                    access_key_id,
+                    secret_access_key,
+                })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("access_key_id and secret_access_key must be given together"),
+        };
+        if let Some(url) = &a.database_url
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            anyhow::bail!(
+                "database_url: only PostgreSQL is supported (postgres://...); leave it unset for SQLite"
+            );
+        }
         Ok(Settings {
             data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("ferrule-data")),
-            mqtts_listen: a.mqtts_listen.unwrap_or_else(|| parse_addr("127.0.0.1:8883")),
+            mqtts_listen: a
+                .mqtts_listen
+                .unwrap_or_else(|| parse_addr("127.0.0.1:8883")),
             mqtt_listen: a.mqtt_listen,
             ws_listen: a.ws_listen,
             wss_listen: a.wss_listen,
@@ -200,6 +269,8 @@ impl Settings {
             account_id,
             jitr_mode: a.jitr_mode.unwrap_or(JitrMode::Hold),
             tls: a.tls_cert.zip(a.tls_key),
+            admin,
+            database_url: a.database_url,
             log_format: a.log_format.unwrap_or(LogFormat::Text),
             log: a.log.unwrap_or_else(|| "info".into()),
             broker,
@@ -208,7 +279,8 @@ impl Settings {
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ServeArgs> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
 }
 
@@ -239,6 +311,15 @@ jitr_mode = "hold"
 # certificate are generated in data_dir, and data_dir/server-ca.pem is written for clients.
 # tls_cert = "/etc/ferrule/server.pem"
 # tls_key = "/etc/ferrule/server.key"
+
+# Control-plane admin credentials (FERRULE_ACCESS_KEY_ID / FERRULE_SECRET_ACCESS_KEY).
+# Without them, credentials are generated once into data_dir/credentials, an AWS
+# shared-credentials file: AWS_SHARED_CREDENTIALS_FILE=data_dir/credentials aws iot ...
+# access_key_id = "AKIA..."
+# secret_access_key = "..."
+
+# Registry database: PostgreSQL for several nodes; without it, SQLite in data_dir/ferrule.db.
+# database_url = "postgres://ferrule@127.0.0.1:5432/ferrule"
 
 # Logging: "text" or "json", and a filter such as "info" or "ferrule_broker=debug".
 log_format = "text"
@@ -284,16 +365,63 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let file: ServeArgs = toml::from_str("max_inflight = 5\nmax_connections = 7\n").expect("parses");
-        let flags = ServeArgs { max_inflight: Some(9), ..ServeArgs::default() };
+        let file: ServeArgs =
+            toml::from_str("max_inflight = 5\nmax_connections = 7\n").expect("parses");
+        let flags = ServeArgs {
+            max_inflight: Some(9),
+            ..ServeArgs::default()
+        };
         let s = Settings::resolve(flags.merge(file)).expect("resolves");
         assert_eq!(s.broker.max_inflight, 9);
         assert_eq!(s.broker.max_connections, 7);
     }
 
     #[test]
+    fn admin_credentials_come_in_pairs() {
+        let a = ServeArgs {
+            access_key_id: Some("AKIA1".into()),
+            ..ServeArgs::default()
+        };
+        let err = Settings::resolve(a).expect_err("half a pair");
+        assert!(err.to_string().contains("together"), "{err}");
+        let file: ServeArgs =
+            toml::from_str("access_key_id = \"AKIA1\"\nsecret_access_key = \"s\"\n")
+                .expect("parses");
+        let s = Settings::resolve(file).expect("resolves");
+        assert_eq!(s.admin.map(|c| c.access_key_id).as_deref(), Some("AKIA1"));
+    }
+
+    #[test]
+    fn database_url_must_be_postgres() {
+        let a = ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Settings::resolve(a)
+                .expect_err("not postgres")
+                .to_string()
+                .contains("database_url")
+        );
+        let a = ServeArgs {
+            database_url: Some("postgres://u@h/db".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(a)
+                .expect("postgres")
+                .database_url
+                .as_deref(),
+            Some("postgres://u@h/db")
+        );
+    }
+
+    #[test]
     fn bad_account_id_is_refused() {
-        let a = ServeArgs { account_id: Some("12".into()), ..ServeArgs::default() };
+        let a = ServeArgs {
+            account_id: Some("12".into()),
+            ..ServeArgs::default()
+        };
         let err = Settings::resolve(a).expect_err("bad account id");
         assert!(err.to_string().contains("account_id"), "{err}");
     }

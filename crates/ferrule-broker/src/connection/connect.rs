@@ -200,6 +200,7 @@ impl Conn {
             topic_aliases: HashMap::new(),
             problem_info: connect.properties.request_problem_information != Some(0),
             write_interrupted: false,
+            congested: Vec::new(),
             broker,
             info,
         };

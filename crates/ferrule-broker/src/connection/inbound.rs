@@ -200,7 +200,7 @@ impl Conn {
             expires_at_ms,
             publisher: Some(self.client_id.clone()),
         });
-        let receivers = self.broker.publish(&msg);
+        let receivers = self.broker.publish_from(&msg, &mut self.congested);
         let reason = if receivers == 0 && self.protocol == ProtocolVersion::V5 {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {

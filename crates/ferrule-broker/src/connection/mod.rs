@@ -31,6 +31,11 @@ use crate::transport::{ConnInfo, Transport};
 /// take: a client that stopped reading must not keep its connection open.
 const GOODBYE: Duration = Duration::from_secs(1);
 
+/// Longest a publisher is paused for one congested subscriber. A subscriber that reads slowly
+/// slows its publishers; one that stopped reading altogether only delays them this long, and its
+/// queue then overflows (counted as dropped) until its keep-alive ends it.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// Why a connection ended.
 #[derive(Debug)]
 enum End {
@@ -168,6 +173,9 @@ struct Conn {
     /// The connection ended in the middle of a write (the client stopped reading): the stream
     /// may hold half a packet and cannot take a goodbye.
     write_interrupted: bool,
+    /// Subscribers whose queues this connection's publishes filled past the high watermark; it
+    /// reads nothing more until they drain (or [`MAX_PAUSE`] passes).
+    congested: Vec<Arc<Session>>,
 }
 
 impl Conn {
@@ -232,6 +240,37 @@ impl Conn {
             }
             if *shutdown.borrow() {
                 return End::ShuttingDown;
+            }
+            if !self.congested.is_empty() {
+                let deadline = Instant::now() + MAX_PAUSE;
+                while let Some(sub) = self.congested.pop() {
+                    if Arc::ptr_eq(&sub, &self.session) {
+                        continue; // our own queue drains only when this task runs
+                    }
+                    let max_queued = self.broker.config.max_queued_messages;
+                    loop {
+                        let drained = sub.drained.notified();
+                        tokio::pin!(drained);
+                        drained.as_mut().enable();
+                        if sub.is_drained(max_queued) {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = drained => {}
+                            _ = tokio::time::sleep_until(deadline) => {
+                                tracing::debug!(client_id = %sub.client_id, "subscriber is not draining; publishers go on without it");
+                                sub.stalled.store(true, std::sync::atomic::Ordering::Relaxed);
+                                break;
+                            }
+                            k = &mut kick => return End::Kicked(k.unwrap_or(Kick::SessionRemoved)),
+                            _ = shutdown.changed() => return End::ShuttingDown,
+                        }
+                    }
+                }
+                self.congested.clear();
+                // The pause was ours, not the client's silence: its keep-alive clock restarts.
+                last_rx = Instant::now();
+                continue;
             }
             // Biased, so that a steady stream of deliveries (`more`, `notified`) never starves
             // reading the client's packets or the keep-alive check.

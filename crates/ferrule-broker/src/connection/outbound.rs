@@ -1,11 +1,13 @@
 //! Deliveries to the client: redelivery after a reconnect, and the in-flight window.
 
+use std::sync::atomic::Ordering;
+
 use bytes::BytesMut;
 use ferrule_mqtt::{Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode};
 
 use super::{Conn, ack};
 use crate::broker::now_ms;
-use crate::session::{Delivery, Inflight, InflightState};
+use crate::session::{Delivery, Inflight, InflightState, SessionState, low_watermark};
 
 /// Most bytes gathered in the write buffer before it is written out.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -72,6 +74,17 @@ impl Conn {
             return false;
         }
         let now = now_ms();
+        let low = low_watermark(self.broker.config.max_queued_messages);
+        let paused_publishers = st.queue.len() > low;
+        let more = self.fill(&mut st, wbuf, now);
+        if paused_publishers && st.queue.len() <= low {
+            self.session.stalled.store(false, Ordering::Relaxed);
+            self.session.drained.notify_waiters();
+        }
+        more
+    }
+
+    fn fill(&self, st: &mut SessionState, wbuf: &mut BytesMut, now: u64) -> bool {
         while let Some(front) = st.queue.front() {
             if front.qos != QoS::AtMostOnce && st.inflight.len() >= self.window {
                 return false;

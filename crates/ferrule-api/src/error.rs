@@ -1,0 +1,180 @@
+//! The control plane's one error type, and the one place it becomes an HTTP response.
+//!
+//! Each variant is one AWS error code. The response is what botocore's rest-json parser reads:
+//! the status AWS uses for the code, an `x-amzn-ErrorType: <Code>` header, and a JSON body
+//! `{"__type": "<Code>", "message": "..."}` (plus `resourceId`/`resourceArn` where the model has
+//! them). The `x-amzn-RequestId` header is added by the authentication layer to every response.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferrule_store::RegistryError;
+
+use crate::sigv4::AuthError;
+
+/// An API call that failed, as the AWS error code botocore will see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or asks for something not allowed (400).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The resource does not exist (404).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The resource exists already (409), with its id and ARN.
+    #[error("{message}")]
+    ResourceAlreadyExists {
+        /// What happened.
+        message: String,
+        /// The existing resource's id (certificate id, policy or thing name).
+        resource_id: String,
+        /// The existing resource's ARN.
+        resource_arn: String,
+    },
+    /// A certificate could not be parsed or verified (400).
+    #[error("{0}")]
+    CertificateValidation(String),
+    /// The verification certificate's CN is not the registration code (400).
+    #[error("{0}")]
+    RegistrationCodeValidation(String),
+    /// The certificate's state forbids the operation (406).
+    #[error("{0}")]
+    CertificateState(String),
+    /// Several registered CAs could have signed the certificate (409).
+    #[error("{0}")]
+    CertificateConflict(String),
+    /// The resource is still in use (409).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// The policy already has 5 versions (409).
+    #[error("{0}")]
+    VersionsLimitExceeded(String),
+    /// `expectedVersion` is not the current version (409).
+    #[error("{0}")]
+    VersionConflict(String),
+    /// A quota would be exceeded (410).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The policy document is malformed (400).
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// No operation has this method and path (404).
+    #[error("No operation matches {method} {path}")]
+    UnknownOperation {
+        /// The request method.
+        method: String,
+        /// The request path, as sent.
+        path: String,
+    },
+    /// The request is not authenticated (403, or 400 when the signature data is malformed).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Ferrule failed (500). The message sent to the client is generic; the detail is logged.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The AWS error code botocore matches on (`ClientError.response["Error"]["Code"]`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "InvalidRequestException",
+            ApiError::ResourceNotFound(_) => "ResourceNotFoundException",
+            ApiError::ResourceAlreadyExists { .. } => "ResourceAlreadyExistsException",
+            ApiError::CertificateValidation(_) => "CertificateValidationException",
+            ApiError::RegistrationCodeValidation(_) => "RegistrationCodeValidationException",
+            ApiError::CertificateState(_) => "CertificateStateException",
+            ApiError::CertificateConflict(_) => "CertificateConflictException",
+            ApiError::DeleteConflict(_) => "DeleteConflictException",
+            ApiError::VersionsLimitExceeded(_) => "VersionsLimitExceededException",
+            ApiError::VersionConflict(_) => "VersionConflictException",
+            ApiError::LimitExceeded(_) => "LimitExceededException",
+            ApiError::MalformedPolicy(_) => "MalformedPolicyException",
+            ApiError::UnknownOperation { .. } => "UnknownOperationException",
+            ApiError::Auth(e) => e.code(),
+            ApiError::Internal(_) => "InternalFailureException",
+        }
+    }
+
+    /// The HTTP status AWS IoT answers this code with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_)
+            | ApiError::CertificateValidation(_)
+            | ApiError::RegistrationCodeValidation(_)
+            | ApiError::MalformedPolicy(_) => StatusCode::BAD_REQUEST,
+            ApiError::ResourceNotFound(_) | ApiError::UnknownOperation { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::CertificateState(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::ResourceAlreadyExists { .. }
+            | ApiError::CertificateConflict(_)
+            | ApiError::DeleteConflict(_)
+            | ApiError::VersionsLimitExceeded(_)
+            | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
+            ApiError::LimitExceeded(_) => StatusCode::GONE,
+            ApiError::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN),
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A required member is missing.
+    pub(crate) fn missing(member: &str) -> ApiError {
+        ApiError::InvalidRequest(format!("{member} is required but was not given"))
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound { .. } => ApiError::ResourceNotFound(e.to_string()),
+            RegistryError::AlreadyExists { ref id, .. } => ApiError::ResourceAlreadyExists {
+                message: e.to_string(),
+                resource_id: id.clone(),
+                resource_arn: String::new(),
+            },
+            RegistryError::DeleteConflict(m) => ApiError::DeleteConflict(m),
+            RegistryError::VersionsLimitExceeded(m) => ApiError::VersionsLimitExceeded(m),
+            RegistryError::VersionConflict(m) => ApiError::VersionConflict(m),
+            RegistryError::LimitExceeded(m) => ApiError::LimitExceeded(m),
+            RegistryError::CertificateState(m) => ApiError::CertificateState(m),
+            RegistryError::InvalidRequest(m) => ApiError::InvalidRequest(m),
+            other => {
+                tracing::error!(error = %other, "registry failure");
+                ApiError::Internal(format!("the registry failed: {other}"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = match &self {
+            // The detail is in the server's log; clients get no internals.
+            ApiError::Internal(_) => {
+                "An internal error occurred; the server log has the details.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = serde_json::json!({ "__type": code, "message": message });
+        if let ApiError::ResourceAlreadyExists {
+            resource_id,
+            resource_arn,
+            ..
+        } = &self
+        {
+            body["resourceId"] = resource_id.as_str().into();
+            if !resource_arn.is_empty() {
+                body["resourceArn"] = resource_arn.as_str().into();
+            }
+        }
+        let mut response = (self.status(), body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+        response
+    }
+}

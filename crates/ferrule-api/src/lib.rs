@@ -1,0 +1,150 @@
+//! Ferrule's control plane: the AWS IoT API (`iot`, rest-json) over HTTP, so the real
+//! `aws iot ... --endpoint-url http://ADDR` and boto3 work against Ferrule unmodified.
+//!
+//! What it does: every request is authenticated with AWS Signature Version 4 ([`sigv4`]) against
+//! the configured admin credentials, routed by method and raw path exactly as botocore's model
+//! places members (path labels, query string, headers, JSON body), executed against the
+//! [`ferrule_store::Registry`], and answered with botocore's wire shapes: epoch-second
+//! timestamps, AWS's pagination per operation, and AWS's error codes and HTTP statuses
+//! ([`ApiError`], mapped to HTTP in one place). The registry itself publishes every change on
+//! its change feed, so the broker learns of API changes without this crate knowing it exists.
+//!
+//! Implemented: registration codes; CA certificates with proof of possession; device
+//! certificates (register with or without a CA, create from a CSR or with new keys, status
+//! changes, delete); IoT policies and their versions and attachments; things and their
+//! principals; `DescribeEndpoint`; tags.
+//!
+//! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
+//! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
+//! `serde_json`. No `anyhow`, no global state.
+//!
+//! Order of calls:
+//! 1. Open the registry (`Registry::open_sqlite` / `open_postgres`) and the issuing CA
+//!    (`Issuer::load_or_create` on the data dir).
+//! 2. [`ApiState::new`] with an [`ApiConfig`] (region, account, MQTT endpoint, credentials).
+//! 3. [`router`]: an `axum::Router` to serve, or to merge with other routes (its layers apply
+//!    only to its own routes, so `/metrics` and `/health` merged next to it stay unauthenticated).
+//!
+//! Admin credentials that nobody configured come from [`credentials_file::load_or_create`]
+//! (an AWS shared-credentials file in the data dir, generated once).
+
+mod arn;
+mod auth;
+pub mod credentials_file;
+mod error;
+mod extract;
+mod ops;
+mod policy_doc;
+pub mod sigv4;
+
+use std::fmt;
+use std::sync::Arc;
+
+use ferrule_pki::Issuer;
+use ferrule_store::Registry;
+
+pub use error::ApiError;
+pub use ops::router;
+
+/// An access key pair allowed to call the API (the admin: every operation is allowed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+}
+
+/// Keeps the secret out of logs.
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the API answers as, and whom it lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The region in ARNs, e.g. `us-east-1`.
+    pub region: String,
+    /// The 12-digit account id in ARNs and `ownedBy`.
+    pub account_id: String,
+    /// `host:port` of the MQTT over TLS listener. `DescribeEndpoint` returns the host only, as
+    /// AWS does; devices connect to that host on the mqtts listener's port.
+    pub mqtt_endpoint: String,
+    /// The accepted access keys.
+    pub credentials: Vec<Credential>,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ApiConfig,
+    arns: arn::Arns,
+    registry: Registry,
+    issuer: Arc<Issuer>,
+}
+
+impl fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiState")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// The state for [`router`]: the registry to work on, the CA that issues certificates for
+    /// `CreateKeysAndCertificate`/`CreateCertificateFromCsr`, and the configuration.
+    pub fn new(config: ApiConfig, registry: Registry, issuer: Arc<Issuer>) -> ApiState {
+        let arns = arn::Arns::new(&config.region, &config.account_id);
+        ApiState {
+            inner: Arc::new(Inner {
+                config,
+                arns,
+                registry,
+                issuer,
+            }),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn arns(&self) -> &arn::Arns {
+        &self.inner.arns
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn issuer(&self) -> Arc<Issuer> {
+        self.inner.issuer.clone()
+    }
+
+    /// The secret of an access key, if it is one of ours.
+    pub(crate) fn secret_for(&self, access_key_id: &str) -> Option<String> {
+        self.inner
+            .config
+            .credentials
+            .iter()
+            .find(|c| c.access_key_id == access_key_id)
+            .map(|c| c.secret_access_key.clone())
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
