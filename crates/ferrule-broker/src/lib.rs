@@ -7,6 +7,7 @@
 //! disconnect clients with reason 0x8B and flush sessions to the store.
 
 mod broker;
+pub mod client_auth;
 mod config;
 mod connection;
 mod metrics;
