@@ -79,49 +79,33 @@ fn read_all_in_thread(mut r: impl Read + Send + 'static) -> thread::JoinHandle<V
 /// Runs a command to completion with stdin closed, for at most `timeout` (killed and reported
 /// after that). Panics if the program cannot be started, naming it.
 pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    let what = describe(cmd);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{what}`: {e} (is it installed?)"));
-    let out = read_all_in_thread(child.stdout.take().expect("piped stdout"));
-    let err = read_all_in_thread(child.stderr.take().expect("piped stderr"));
-    let status = wait_timeout(&mut child, timeout);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        Some(status) => Output {
-            status,
-            stdout,
-            stderr,
-        },
-        None => panic!(
-            "`{what}` did not finish within {timeout:?} (killed)\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        ),
-    }
+    run_feeding(cmd, None, timeout)
 }
 
 /// Like [`run`], with `input` written to the command's stdin (then closed).
 pub(crate) fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
+    run_feeding(cmd, Some(input), timeout)
+}
+
+fn run_feeding(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     let what = describe(cmd);
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run `{what}`: {e} (is it installed?)"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let input = input.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
+    let writer = input.map(|input| {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
     });
     let out = read_all_in_thread(child.stdout.take().expect("piped stdout"));
     let err = read_all_in_thread(child.stderr.take().expect("piped stderr"));
@@ -130,7 +114,9 @@ pub(crate) fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration)
         let _ = child.kill();
         let _ = child.wait();
     }
-    let _ = writer.join();
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     match status {
