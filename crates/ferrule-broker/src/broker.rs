@@ -8,12 +8,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicFilter, TopicName, TopicTrie};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::auth::Auth;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 use crate::persist::PersistOp;
@@ -69,6 +72,8 @@ pub(crate) struct BrokerInner {
     pub(crate) connections: AtomicUsize,
     /// Woken whenever a connection ends, so shutdown can wait for the last one.
     pub(crate) connection_ended: Notify,
+    /// Device authorization, once enabled; without it every client has full access.
+    pub(crate) auth: OnceLock<Arc<Auth>>,
 }
 
 /// How often offline sessions and retained messages are checked for expiry. A reconnect checks
@@ -118,7 +123,12 @@ impl BrokerInner {
             generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             connection_ended: Notify::new(),
+            auth: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn auth(&self) -> Option<&Arc<Auth>> {
+        self.auth.get()
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {

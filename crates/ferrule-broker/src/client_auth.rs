@@ -375,21 +375,24 @@ pub struct ClientIdentity {
     pub not_after: i64,
     /// The certificate in PEM, for just-in-time registration.
     pub pem: String,
+    /// The whole parsed certificate: registration and policy variables need more of it.
+    pub certificate: Arc<ParsedCertificate>,
 }
 
 impl ClientIdentity {
     fn new(cert: ParsedCertificate, ca: Option<&Arc<TrustedCa>>) -> ClientIdentity {
         ClientIdentity {
-            certificate_id: cert.id.into_string(),
+            certificate_id: cert.id.as_str().to_owned(),
             ca_id: ca.map(|ca| ca.id.clone()),
             ca_status: ca.map(|ca| ca.status),
             ca_auto_registration: ca.map(|ca| ca.auto_registration),
-            subject: cert.subject,
-            common_name: cert.common_name,
-            issuer: cert.issuer,
+            subject: cert.subject.clone(),
+            common_name: cert.common_name.clone(),
+            issuer: cert.issuer.clone(),
             not_before: cert.not_before_unix,
             not_after: cert.not_after_unix,
-            pem: cert.pem,
+            pem: cert.pem.clone(),
+            certificate: Arc::new(cert),
         }
     }
 }
@@ -503,6 +506,47 @@ impl Refusal {
             }
         }
     }
+}
+
+/// What the verifier decided during one connection's handshake, for the code that accepted
+/// the connection: the identity of an accepted certificate, or the refusal with what could be
+/// read of the certificate (for the rejection event).
+#[derive(Debug, Clone)]
+pub enum HandshakeOutcome {
+    /// The certificate may complete the handshake.
+    Accepted(Arc<ClientIdentity>),
+    /// It may not.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The certificate, if it parsed.
+        certificate: Option<Arc<ParsedCertificate>>,
+    },
+}
+
+/// A slot the verifier fills for the handshake running in the current task.
+pub type HandshakeSlot = Arc<std::sync::Mutex<Option<HandshakeOutcome>>>;
+
+tokio::task_local! {
+    static HANDSHAKE: HandshakeSlot;
+}
+
+/// Runs `handshake` (a TLS accept) with a slot in which the [`RegistryClientVerifier`] records
+/// its decision: `rustls` calls the verifier inside the task that polls the handshake, and
+/// knows nothing of the connection it verifies for. Returns the handshake's result and the
+/// decision, if the verifier ran.
+pub async fn with_handshake_slot<F: Future>(handshake: F) -> (F::Output, Option<HandshakeOutcome>) {
+    let slot = HandshakeSlot::default();
+    let output = HANDSHAKE.scope(slot.clone(), handshake).await;
+    let outcome = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    (output, outcome)
+}
+
+fn record_outcome(outcome: HandshakeOutcome) {
+    // Outside `with_handshake_slot` (tests driving rustls directly) there is no one to tell.
+    let _ = HANDSHAKE.try_with(|slot| {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    });
 }
 
 /// The `rustls` client-certificate verifier backed by a [`TrustStore`]. Requires a client
@@ -625,18 +669,19 @@ impl ClientCertVerifier for RegistryClientVerifier {
                     ca_id = identity.ca_id.as_deref().unwrap_or("-"),
                     "client certificate accepted at the TLS handshake"
                 );
+                record_outcome(HandshakeOutcome::Accepted(Arc::new(identity)));
                 Ok(ClientCertVerified::assertion())
             }
             Err(refusal) => {
-                tracing::info!(
-                    reason = refusal.reason(),
-                    certificate_id = refusal.certificate_id().unwrap_or("-"),
-                    error = %refusal,
-                    "client certificate refused at the TLS handshake"
-                );
-                metrics::counter!("ferrule_tls_client_cert_refused_total", "reason" => refusal.reason())
-                    .increment(1);
-                Err(rustls::Error::InvalidCertificate(refusal.to_rustls()))
+                let error = rustls::Error::InvalidCertificate(refusal.to_rustls());
+                let certificate = ferrule_pki::parse_certificate_der(end_entity.as_ref())
+                    .ok()
+                    .map(Arc::new);
+                record_outcome(HandshakeOutcome::Refused {
+                    refusal,
+                    certificate,
+                });
+                Err(error)
             }
         }
     }

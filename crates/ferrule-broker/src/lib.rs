@@ -6,10 +6,12 @@
 //! [`Broker::listen`] once per listener, then [`Broker::shutdown`] to stop accepting,
 //! disconnect clients with reason 0x8B and flush sessions to the store.
 
+mod auth;
 mod broker;
 pub mod client_auth;
 mod config;
 mod connection;
+mod events;
 mod metrics;
 mod persist;
 mod session;
@@ -27,6 +29,7 @@ use ferrule_store::BrokerStore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::auth::{AuthSettings, JitrMode};
 pub use crate::config::BrokerConfig;
 pub use crate::transport::{ConnInfo, ListenerKind};
 
@@ -54,6 +57,9 @@ pub enum BrokerError {
     /// A TLS listener was configured without TLS settings.
     #[error("the {0} listener needs a TLS configuration")]
     MissingTls(ListenerKind),
+    /// [`Broker::enable_auth`] was called twice.
+    #[error("device authorization is already enabled")]
+    AuthAlreadyEnabled,
 }
 
 /// One listener to run.
@@ -111,6 +117,26 @@ impl Broker {
         };
         tokio::spawn(broker::sweep_expired(Arc::downgrade(&inner)));
         Ok(Broker { inner })
+    }
+
+    /// From now on, authenticates and authorizes clients against the registry: certificates
+    /// presented on listeners whose verifier is the registry's
+    /// ([`client_auth::RegistryClientVerifier`]) follow AWS IoT's decision table with
+    /// just-in-time registration; clients without certificates are governed by
+    /// [`AuthSettings::anonymous_policy`]; every PUBLISH, SUBSCRIBE and delivery is checked
+    /// against the connection's policies, which follow the registry's change feed. Call it
+    /// before [`Broker::listen`]; without it every client has full access.
+    pub async fn enable_auth(&self, settings: AuthSettings) -> Result<(), BrokerError> {
+        if self.inner.auth.get().is_some() {
+            return Err(BrokerError::AuthAlreadyEnabled);
+        }
+        let auth = Arc::new(auth::Auth::new(settings).await);
+        self.inner
+            .auth
+            .set(auth.clone())
+            .map_err(|_| BrokerError::AuthAlreadyEnabled)?;
+        auth::spawn_watcher(auth, self.inner.shutdown.subscribe());
+        Ok(())
     }
 
     /// Binds a listener and starts accepting on it. Returns the bound address.
@@ -233,7 +259,7 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
         tokio::spawn(async move {
             let _slot = slot;
             let timeout = broker.config.connect_timeout;
-            match tokio::time::timeout(timeout, establish(&spec, tcp, peer)).await {
+            match tokio::time::timeout(timeout, establish(&broker, &spec, tcp, peer)).await {
                 Ok(Ok((transport, info))) => {
                     connection::serve(broker, transport, info, over_limit).await
                 }
@@ -251,8 +277,10 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
     tracing::debug!(kind = %spec.kind, "listener stopped");
 }
 
-/// TLS and WebSocket handshakes, as the listener kind asks.
+/// TLS and WebSocket handshakes, as the listener kind asks. A client certificate refused by
+/// the registry's verifier is reported (log, counter, event) here, where the peer is known.
 async fn establish(
+    broker: &BrokerInner,
     spec: &ListenerSpec,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -262,17 +290,27 @@ async fn establish(
         listener: spec.kind,
         peer_certificates: None,
         tls_version: None,
+        identity: None,
     };
     let stream: Box<dyn ByteStream> = match (&spec.tls, spec.kind.is_tls()) {
         (Some(tls), true) => {
-            let tls = tokio_rustls::TlsAcceptor::from(tls.clone())
-                .accept(tcp)
-                .await?;
+            let accept = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(tcp);
+            let (result, outcome) = client_auth::with_handshake_slot(accept).await;
+            let tls = match result {
+                Ok(tls) => tls,
+                Err(e) => {
+                    report_handshake_failure(broker, &info, &e, outcome);
+                    return Err(e);
+                }
+            };
             let (_, conn) = tls.get_ref();
             info.peer_certificates = conn
                 .peer_certificates()
                 .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
             info.tls_version = conn.protocol_version().and_then(|v| v.as_str());
+            if let Some(client_auth::HandshakeOutcome::Accepted(identity)) = outcome {
+                info.identity = Some(identity);
+            }
             Box::new(tls)
         }
         _ => Box::new(tcp),
@@ -283,4 +321,61 @@ async fn establish(
         Transport::Stream(stream)
     };
     Ok((transport, info))
+}
+
+/// Makes a failed TLS handshake visible as a rejected connection when it failed over the
+/// client certificate. Other failures (a client that distrusts the server, a port scan) are
+/// only logged by the caller.
+fn report_handshake_failure(
+    broker: &BrokerInner,
+    info: &ConnInfo,
+    error: &io::Error,
+    outcome: Option<client_auth::HandshakeOutcome>,
+) {
+    use crate::events::{CertFacts, connection_rejected};
+    let rustls_error = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match outcome {
+        Some(client_auth::HandshakeOutcome::Refused {
+            refusal,
+            certificate,
+        }) => {
+            let mut facts = certificate
+                .as_deref()
+                .map(CertFacts::of_certificate)
+                .unwrap_or_default();
+            if facts.id.is_none() {
+                facts.id = refusal.certificate_id().map(str::to_owned);
+            }
+            connection_rejected(
+                broker,
+                info,
+                None,
+                refusal.reason(),
+                &refusal.to_string(),
+                &facts,
+            );
+        }
+        // The certificate was fine, but the client did not prove it holds its key.
+        Some(client_auth::HandshakeOutcome::Accepted(identity)) => connection_rejected(
+            broker,
+            info,
+            None,
+            "handshake_signature_invalid",
+            &format!("TLS handshake failed after the certificate was accepted: {error}"),
+            &CertFacts::of_identity(&identity),
+        ),
+        None if matches!(rustls_error, Some(rustls::Error::NoCertificatesPresented)) => {
+            connection_rejected(
+                broker,
+                info,
+                None,
+                "no_client_certificate",
+                "the client presented no certificate; this listener requires one",
+                &CertFacts::default(),
+            )
+        }
+        None => {}
+    }
 }

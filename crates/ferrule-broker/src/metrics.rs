@@ -16,6 +16,10 @@ pub(crate) struct Metrics {
     pub(crate) dropped_queue_full: Counter,
     pub(crate) dropped_expired: Counter,
     pub(crate) dropped_too_large: Counter,
+    /// Deliveries the receiver's policies do not allow (`iot:Receive`).
+    pub(crate) dropped_not_authorized: Counter,
+    /// Publishes refused by policy or because the topic is reserved.
+    pub(crate) publish_denied: Counter,
     pub(crate) retained: Gauge,
 }
 
@@ -39,6 +43,8 @@ impl Metrics {
             dropped_queue_full: counter!("ferrule_messages_dropped_total", "reason" => "queue_full"),
             dropped_expired: counter!("ferrule_messages_dropped_total", "reason" => "expired"),
             dropped_too_large: counter!("ferrule_messages_dropped_total", "reason" => "too_large_for_client"),
+            dropped_not_authorized: counter!("ferrule_messages_dropped_total", "reason" => "not_authorized"),
+            publish_denied: counter!("ferrule_publishes_denied_total"),
             retained: gauge!("ferrule_retained_messages"),
         }
     }

@@ -65,6 +65,9 @@ pub struct ConnInfo {
     pub peer_certificates: Option<Vec<CertificateDer<'static>>>,
     /// The negotiated TLS version, for logs.
     pub tls_version: Option<&'static str>,
+    /// Who the client certificate identifies, when the listener's verifier is the registry's
+    /// ([`crate::client_auth::RegistryClientVerifier`]).
+    pub identity: Option<std::sync::Arc<crate::client_auth::ClientIdentity>>,
 }
 
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}

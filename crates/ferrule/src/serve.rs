@@ -10,12 +10,15 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
 use ferrule_api::{ApiConfig, ApiState};
-use ferrule_broker::{Broker, ListenerKind, ListenerSpec};
+use ferrule_broker::client_auth::{self, RegistryClientVerifier, TrustStore};
+use ferrule_broker::{AuthSettings, Broker, ListenerKind, ListenerSpec};
 use ferrule_pki::{DevPki, Issuer};
 use ferrule_store::{BrokerStore, Registry};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::settings::{LogFormat, ServeArgs, Settings};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::settings::{JitrMode, LogFormat, ServeArgs, Settings};
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
@@ -50,12 +53,42 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     tokio::spawn(metrics_upkeep(metrics.clone()));
 
-    let tls = Arc::new(tls_config(&s)?);
     let db = s.data_dir.join("ferrule.db");
     let store = BrokerStore::open_sqlite(&db)
         .await
         .with_context(|| format!("opening {}", db.display()))?;
+    let registry = open_registry(&s, &db).await?;
+    let trust = Arc::new(TrustStore::new());
+    trust
+        .load(&registry)
+        .await
+        .context("loading registered CA certificates")?;
+    trust.spawn_refresh(registry.clone());
+    let (chain, key) = server_identity(&s)?;
+    let device_tls = Arc::new(
+        client_auth::server_config(
+            Arc::new(RegistryClientVerifier::new(trust.clone())),
+            chain.clone(),
+            key.clone_key(),
+        )
+        .context("the TLS certificate and key do not match or are unsupported")?,
+    );
+    let websocket_tls = Arc::new(anonymous_tls_config(chain, key)?);
     let broker = Broker::start(s.broker.clone(), Some(store.clone())).await?;
+    broker
+        .enable_auth(AuthSettings {
+            registry: registry.clone(),
+            trust,
+            jitr_mode: match s.jitr_mode {
+                JitrMode::Hold => ferrule_broker::JitrMode::Hold,
+                JitrMode::Aws => ferrule_broker::JitrMode::Aws,
+            },
+            jitr_hold: s.jitr_hold,
+            region: s.region.clone(),
+            account_id: s.account_id.clone(),
+            anonymous_policy: s.anonymous_policy.clone(),
+        })
+        .await?;
 
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
     let listeners = [
@@ -66,11 +99,16 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     ];
     for (kind, addr) in listeners {
         let Some(addr) = addr else { continue };
-        let tls = kind.is_tls().then(|| tls.clone());
+        // Devices authenticate with certificates on MQTT over TLS, as on AWS IoT; WebSocket
+        // clients over TLS are anonymous, like those of the plain listeners.
+        let tls = match kind {
+            ListenerKind::Mqtts => Some(device_tls.clone()),
+            ListenerKind::Wss => Some(websocket_tls.clone()),
+            ListenerKind::Mqtt | ListenerKind::Ws => None,
+        };
         let local = broker.listen(ListenerSpec { kind, addr, tls }).await?;
         bound.push((kind.as_str(), local));
     }
-    let registry = open_registry(&s, &db).await?;
     let api = tokio::net::TcpListener::bind(s.api_listen)
         .await
         .with_context(|| format!("binding the API listener to {}", s.api_listen))?;
@@ -186,8 +224,11 @@ fn api_state(
     Ok(ApiState::new(config, registry, issuer))
 }
 
-fn tls_config(s: &Settings) -> anyhow::Result<rustls::ServerConfig> {
-    let (chain, key) = match &s.tls {
+/// The broker's TLS certificate chain and key: configured, or the development PKI's.
+fn server_identity(
+    s: &Settings,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    Ok(match &s.tls {
         Some((cert, key)) => (
             ferrule_pki::load_cert_chain(cert)?,
             ferrule_pki::load_private_key(key)?,
@@ -196,7 +237,14 @@ fn tls_config(s: &Settings) -> anyhow::Result<rustls::ServerConfig> {
             let pki = DevPki::load_or_create(&s.data_dir)?;
             (pki.server_chain()?, pki.server_key()?)
         }
-    };
+    })
+}
+
+/// TLS without client certificates, for the WebSocket-over-TLS listener.
+fn anonymous_tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

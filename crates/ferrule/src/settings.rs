@@ -66,6 +66,14 @@ pub(crate) struct ServeArgs {
     /// Just-in-time registration mode [default: hold].
     #[arg(long, env = "FERRULE_JITR_MODE")]
     pub(crate) jitr_mode: Option<JitrMode>,
+    /// In hold mode, how long a just-registered device's first connection waits for its
+    /// certificate to be activated, in milliseconds [default: 5000].
+    #[arg(long, env = "FERRULE_JITR_HOLD_MS")]
+    pub(crate) jitr_hold_ms: Option<u64>,
+    /// Name of the IoT policy that governs clients of listeners without client certificates
+    /// (plain MQTT, WebSocket) [default: none, full access].
+    #[arg(long, env = "FERRULE_ANONYMOUS_POLICY")]
+    pub(crate) anonymous_policy: Option<String>,
     /// PEM certificate chain for the TLS listeners; without it a development PKI is generated.
     #[arg(long, env = "FERRULE_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -146,6 +154,8 @@ impl ServeArgs {
             region,
             account_id,
             jitr_mode,
+            jitr_hold_ms,
+            anonymous_policy,
             tls_cert,
             tls_key,
             access_key_id,
@@ -183,8 +193,9 @@ pub(crate) struct Settings {
     pub(crate) admin: Option<ferrule_api::Credential>,
     /// `None`: the registry is SQLite in the data dir.
     pub(crate) database_url: Option<String>,
-    #[allow(dead_code)] // read by device identity
     pub(crate) jitr_mode: JitrMode,
+    pub(crate) jitr_hold: Duration,
+    pub(crate) anonymous_policy: Option<String>,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
@@ -235,6 +246,19 @@ impl Settings {
         if broker.max_topic_levels == 0 || broker.max_topic_length == 0 {
             anyhow::bail!("max_topic_levels and max_topic_length must be at least 1");
         }
+        let jitr_hold = Duration::from_millis(a.jitr_hold_ms.unwrap_or(5000));
+        if jitr_hold > Duration::from_secs(300) {
+            anyhow::bail!(
+                "jitr_hold_ms: {} is longer than the 300000 ms a device can sensibly wait for CONNACK",
+                jitr_hold.as_millis()
+            );
+        }
+        let anonymous_policy = match a.anonymous_policy {
+            Some(name) if name.is_empty() => {
+                anyhow::bail!("anonymous_policy: must name an IoT policy, or be left unset")
+            }
+            other => other,
+        };
         let admin = match (a.access_key_id, a.secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => {
                 if access_key_id.is_empty() || secret_access_key.is_empty() {
@@ -268,6 +292,8 @@ impl Settings {
             region: a.region.unwrap_or_else(|| "us-east-1".into()),
             account_id,
             jitr_mode: a.jitr_mode.unwrap_or(JitrMode::Hold),
+            jitr_hold,
+            anonymous_policy,
             tls: a.tls_cert.zip(a.tls_key),
             admin,
             database_url: a.database_url,
@@ -306,6 +332,14 @@ account_id = "123456789012"
 # Just-in-time registration: "hold" keeps a device's first connection open until its
 # certificate is activated; "aws" closes it as AWS IoT does.
 jitr_mode = "hold"
+
+# In hold mode, how long (ms) a just-registered device's first connection waits for its
+# certificate to be activated before it is refused.
+jitr_hold_ms = 5000
+
+# IoT policy (by name) governing clients of the listeners without client certificates
+# (plain MQTT, WebSocket). Unset: they have full access, and a warning says so at start-up.
+# anonymous_policy = "local-clients"
 
 # TLS certificate chain and key (PEM). Without them a development CA and server
 # certificate are generated in data_dir, and data_dir/server-ca.pem is written for clients.

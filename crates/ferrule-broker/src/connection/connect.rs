@@ -11,8 +11,10 @@ use ferrule_mqtt::{
 };
 use tokio::time::Instant;
 
-use super::Conn;
+use super::{Conn, LifecycleIds};
+use crate::auth::{Authz, Grant};
 use crate::broker::{BrokerInner, now_ms};
+use crate::events;
 use crate::transport::{ConnInfo, Transport};
 
 /// Why CONNECT is refused, as the CONNACK to answer with (and then close); `None` to accept.
@@ -120,6 +122,16 @@ pub(super) fn check_topic_limits(broker: &BrokerInner, topic: &str) -> Result<()
     Ok(())
 }
 
+/// The client id a connection runs as: the one it sent, or one assigned to it (MQTT 5 sends
+/// it back in CONNACK).
+pub(super) fn client_id(connect: &Connect) -> Arc<str> {
+    if connect.client_id.is_empty() {
+        Arc::from(assigned_client_id())
+    } else {
+        Arc::from(connect.client_id.as_str())
+    }
+}
+
 fn assigned_client_id() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(now_ms());
@@ -132,16 +144,14 @@ impl Conn {
         broker: Arc<BrokerInner>,
         info: ConnInfo,
         connect: Connect,
+        client_id: Arc<str>,
+        grant: Option<Arc<Grant>>,
         wbuf: &mut BytesMut,
     ) -> Conn {
         let protocol = connect.protocol;
         let cfg = &broker.config;
         let mut props = Properties::default();
-        let (client_id, assigned): (Arc<str>, bool) = if connect.client_id.is_empty() {
-            (Arc::from(assigned_client_id()), true)
-        } else {
-            (Arc::from(connect.client_id.as_str()), false)
-        };
+        let assigned = connect.client_id.is_empty();
         if assigned && protocol == ProtocolVersion::V5 {
             props.assigned_client_identifier = Some(client_id.to_string());
         }
@@ -186,7 +196,20 @@ impl Conn {
             reason: ReasonCode::SUCCESS,
             properties: props,
         };
+        let principal = grant
+            .as_ref()
+            .map_or("anonymous", |g| g.principal.identifier())
+            .to_owned();
+        let authz = grant
+            .zip(broker.auth())
+            .map(|(grant, auth)| Authz::new(grant, auth.arn_prefix.clone()));
         let conn = Conn {
+            authz,
+            lifecycle: LifecycleIds {
+                session_identifier: events::session_identifier(),
+                principal,
+                version: outcome.generation,
+            },
             protocol,
             client_id,
             session: outcome.session,
@@ -205,6 +228,7 @@ impl Conn {
             info,
         };
         conn.send(&Packet::ConnAck(connack), wbuf);
+        conn.lifecycle_event().connected(&conn.broker, &conn.info);
         if session_present {
             conn.redeliver(wbuf);
         }

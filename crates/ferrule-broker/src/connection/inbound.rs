@@ -10,6 +10,7 @@ use ferrule_mqtt::{
 
 use super::connect::check_topic_limits;
 use super::{Conn, End, ack, fit_diagnostics};
+use crate::auth::reserved_for_publish;
 use crate::broker::now_ms;
 use crate::session::{Delivery, InflightState, Message, SubOptions};
 
@@ -134,6 +135,23 @@ impl Conn {
                 format!("topic {why}"),
             ));
         }
+        // Reserved topics are AWS IoT's rule: a broker without device authorization is a plain
+        // MQTT broker, and `$` topics are the clients' business there.
+        let reserved = match self.broker.auth() {
+            Some(_) => reserved_for_publish(topic.as_str(), p.retain),
+            None => None,
+        };
+        let refusal = match reserved {
+            Some(why) => Some(why),
+            None => self
+                .authz
+                .as_mut()
+                .is_some_and(|a| !a.may_publish(&topic, p.retain))
+                .then_some("not authorized by the connection's policies"),
+        };
+        if let Some(why) = refusal {
+            return self.deny_publish(&topic, p.qos, p.packet_id, why, wbuf);
+        }
         if let Some(rt) = &properties.response_topic
             && TopicName::new(rt.as_str()).is_err()
         {
@@ -214,6 +232,38 @@ impl Conn {
         None
     }
 
+    /// A publish the client may not make: MQTT 3.1.1 has no way to say so but closing the
+    /// connection (as AWS IoT does); MQTT 5 gets 0x87 in its PUBACK/PUBREC, or a DISCONNECT
+    /// for QoS 0.
+    fn deny_publish(
+        &mut self,
+        topic: &TopicName,
+        qos: QoS,
+        packet_id: Option<u16>,
+        why: &str,
+        wbuf: &mut BytesMut,
+    ) -> Option<End> {
+        self.broker.metrics.publish_denied.increment(1);
+        let detail = format!("publish to {topic} refused: {why}");
+        tracing::debug!(client_id = %self.client_id, "{detail}");
+        match (self.protocol, qos, packet_id) {
+            (ProtocolVersion::V5, QoS::AtLeastOnce | QoS::ExactlyOnce, Some(id)) => {
+                let mut a = ack(id, ReasonCode::NOT_AUTHORIZED);
+                if self.problem_info {
+                    a.properties.reason_string = Some(detail);
+                }
+                let packet = if qos == QoS::AtLeastOnce {
+                    Packet::PubAck(a)
+                } else {
+                    Packet::PubRec(a)
+                };
+                self.send(&packet, wbuf);
+                None
+            }
+            _ => Some(End::Forbidden(detail)),
+        }
+    }
+
     fn on_subscribe(&mut self, s: Subscribe, wbuf: &mut BytesMut) -> Option<End> {
         if s.properties.subscription_identifiers.len() > 1 {
             return Some(End::violation(
@@ -226,6 +276,7 @@ impl Conn {
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained: Vec<(Arc<Message>, SubOptions)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
+        let mut granted: Vec<String> = Vec::new();
         for sub in s.filters {
             if sub.no_local && sub.filter.share_group().is_some() {
                 return Some(End::violation(
@@ -240,6 +291,15 @@ impl Conn {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             }
+            if let Some(authz) = &mut self.authz
+                && !authz.may_subscribe(sub.filter.as_str())
+            {
+                tracing::info!(client_id = %self.client_id, filter = %sub.filter, "subscription refused: not authorized by the connection's policies");
+                refused.push(format!("{}: not authorized", sub.filter));
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
+            granted.push(sub.filter.to_string());
             let opts = SubOptions {
                 qos: sub.qos,
                 no_local: sub.no_local,
@@ -284,6 +344,8 @@ impl Conn {
             &fit_diagnostics(suback, self.protocol, self.client_max_packet),
             wbuf,
         );
+        self.lifecycle_event()
+            .subscriptions(&self.broker, true, &granted);
         for (msg, opts) in retained {
             let d = Delivery {
                 qos: opts.qos.min(msg.qos),
@@ -304,6 +366,7 @@ impl Conn {
 
     fn on_unsubscribe(&mut self, u: Unsubscribe, wbuf: &mut BytesMut) {
         let mut reasons = Vec::with_capacity(u.filters.len());
+        let mut removed = Vec::new();
         for filter in &u.filters {
             let existed = {
                 let mut st = self.session.lock();
@@ -312,6 +375,7 @@ impl Conn {
             };
             if existed {
                 self.broker.unindex_subscription(&self.session, filter);
+                removed.push(filter.to_string());
             }
             reasons.push(if existed {
                 ReasonCode::SUCCESS
@@ -327,6 +391,8 @@ impl Conn {
             }),
             wbuf,
         );
+        self.lifecycle_event()
+            .subscriptions(&self.broker, false, &removed);
     }
 
     fn on_disconnect(&mut self, d: Disconnect) -> End {

@@ -16,13 +16,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferrule_mqtt::{
-    Disconnect, Packet, Properties, ProtocolVersion, PubResp, ReasonCode, TopicName, Will, decode,
-    encode,
+    ConnAck, Disconnect, Packet, Properties, ProtocolVersion, PubResp, ReasonCode, TopicName, Will,
+    decode, encode,
 };
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+use crate::auth::{Authz, Grant, Rejection, Revoked};
 use crate::broker::{BrokerInner, now_ms};
+use crate::events::{self, CertFacts};
 use crate::metrics::connection_closed;
 use crate::session::{Kick, Message, Session};
 use crate::transport::{ConnInfo, Transport};
@@ -53,6 +55,10 @@ enum End {
         reason: ReasonCode,
         detail: String,
     },
+    /// The client did what its policies forbid (MQTT 3.1.1 cannot be told otherwise).
+    Forbidden(String),
+    /// Its certificate stopped being ACTIVE, or its policies stopped allowing it to connect.
+    Revoked(Revoked),
 }
 
 impl End {
@@ -72,13 +78,38 @@ impl End {
             End::Kicked(Kick::SessionRemoved) => Some(ReasonCode::ADMINISTRATIVE_ACTION),
             End::ShuttingDown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
             End::Violation { reason, .. } => Some(*reason),
+            End::Forbidden(_) | End::Revoked(_) => Some(ReasonCode::NOT_AUTHORIZED),
+        }
+    }
+
+    /// What the MQTT 5 DISCONNECT's reason string says, if anything.
+    fn detail(&self) -> Option<&str> {
+        match self {
+            End::Violation { detail, .. } | End::Forbidden(detail) => Some(detail),
+            End::Revoked(r) => Some(&r.detail),
+            _ => None,
+        }
+    }
+
+    /// The lifecycle event's `disconnectReason` (reference 10.2).
+    fn lifecycle_reason(&self) -> &'static str {
+        match self {
+            End::Disconnect { .. } => "CLIENT_INITIATED_DISCONNECT",
+            End::PeerClosed | End::Io(_) => "CONNECTION_LOST",
+            End::KeepAlive => "MQTT_KEEP_ALIVE_TIMEOUT",
+            End::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
+            End::Kicked(Kick::SessionRemoved) | End::ShuttingDown => "SERVER_INITIATED_DISCONNECT",
+            End::Violation { .. } => "CLIENT_ERROR",
+            End::Forbidden(_) => "FORBIDDEN_ACCESS",
+            End::Revoked(r) => r.lifecycle_reason,
         }
     }
 
     fn publishes_will(&self) -> bool {
         match self {
             End::Disconnect { will } => *will,
-            End::ShuttingDown => false,
+            // A revoked device's will is no longer trusted.
+            End::ShuttingDown | End::Revoked(_) => false,
             _ => true,
         }
     }
@@ -102,6 +133,8 @@ impl End {
                 0x99 => "payload_format_invalid",
                 _ => "other_violation",
             },
+            End::Forbidden(_) => "forbidden",
+            End::Revoked(_) => "revoked",
         }
     }
 }
@@ -129,13 +162,69 @@ pub(crate) async fn serve(
         }
     };
     let protocol = connect.protocol;
-    let mut wbuf = BytesMut::with_capacity(4096);
+    let max = connect
+        .properties
+        .maximum_packet_size
+        .map_or(usize::MAX, |m| m as usize);
     if let Some(connack) = connect::refusal(&broker, &info, &connect, over_limit) {
         connection_closed("connect_refused");
-        let max = connect
-            .properties
-            .maximum_packet_size
-            .map_or(usize::MAX, |m| m as usize);
+        refuse(&mut transport, Some(connack), protocol, max).await;
+        return;
+    }
+    let client_id = connect::client_id(&connect);
+    let grant = match broker.auth().cloned() {
+        None => None,
+        Some(auth) => {
+            let admitted = tokio::select! {
+                a = auth.admit(&broker, &info, &client_id, &connect) => Some(a),
+                _ = shutdown.wait_for(|down| *down) => None,
+            };
+            match admitted {
+                Some(Ok(grant)) => Some(grant),
+                Some(Err(rejection)) => {
+                    reject(&broker, &info, &client_id, &rejection);
+                    let connack = (!rejection.silent).then(|| ConnAck {
+                        session_present: false,
+                        reason: rejection.code,
+                        properties: Properties {
+                            reason_string: Some(format!(
+                                "{}: {}",
+                                rejection.reason, rejection.message
+                            )),
+                            ..Properties::default()
+                        },
+                    });
+                    refuse(&mut transport, connack, protocol, max).await;
+                    return;
+                }
+                None => {
+                    connection_closed("server_shutting_down");
+                    let connack = ConnAck {
+                        session_present: false,
+                        reason: ReasonCode::SERVER_SHUTTING_DOWN,
+                        properties: Properties::default(),
+                    };
+                    refuse(&mut transport, Some(connack), protocol, max).await;
+                    return;
+                }
+            }
+        }
+    };
+    let mut wbuf = BytesMut::with_capacity(4096);
+    let mut conn = Conn::accept(broker, info, connect, client_id, grant, &mut wbuf);
+    let end = conn.run(&mut transport, rbuf, wbuf).await;
+    conn.finish(&mut transport, end).await;
+}
+
+/// Answers a refused CONNECT (or, with `None`, just closes) and closes the connection.
+async fn refuse(
+    transport: &mut Transport,
+    connack: Option<ConnAck>,
+    protocol: ProtocolVersion,
+    max: usize,
+) {
+    if let Some(connack) = connack {
+        let mut wbuf = BytesMut::new();
         if encode(
             &fit_diagnostics(Packet::ConnAck(connack), protocol, max),
             protocol,
@@ -145,12 +234,33 @@ pub(crate) async fn serve(
         {
             let _ = tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
         }
-        let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
-        return;
     }
-    let mut conn = Conn::accept(broker, info, connect, &mut wbuf);
-    let end = conn.run(&mut transport, rbuf, wbuf).await;
-    conn.finish(&mut transport, end).await;
+    let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
+}
+
+/// Makes an authorization refusal visible: log, counter and rejection event.
+fn reject(broker: &BrokerInner, info: &ConnInfo, client_id: &str, rejection: &Rejection) {
+    connection_closed("connect_refused");
+    let facts = info
+        .identity
+        .as_deref()
+        .map(CertFacts::of_identity)
+        .unwrap_or_default();
+    events::connection_rejected(
+        broker,
+        info,
+        Some(client_id),
+        rejection.reason,
+        &rejection.message,
+        &facts,
+    );
+}
+
+/// What lifecycle events say about a connection.
+struct LifecycleIds {
+    session_identifier: String,
+    principal: String,
+    version: u64,
 }
 
 struct Conn {
@@ -176,6 +286,9 @@ struct Conn {
     /// Subscribers whose queues this connection's publishes filled past the high watermark; it
     /// reads nothing more until they drain (or [`MAX_PAUSE`] passes).
     congested: Vec<Arc<Session>>,
+    /// Its policies, when the broker authorizes; `None` is full access.
+    authz: Option<Authz>,
+    lifecycle: LifecycleIds,
 }
 
 impl Conn {
@@ -198,6 +311,7 @@ impl Conn {
                 "connection without a session slot",
             );
         };
+        let grant: Option<Arc<Grant>> = self.authz.as_ref().map(|a| a.grant().clone());
         let idle_limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
         let keep_alive = self.keep_alive > 0;
         let mut last_rx = Instant::now();
@@ -288,6 +402,11 @@ impl Conn {
                 },
                 _ = tokio::time::sleep_until(last_rx + idle_limit), if keep_alive => return End::KeepAlive,
                 _ = self.wake.notified() => {}
+                _ = grant_changed(grant.as_deref()) => {
+                    if let Some(end) = self.on_grant_changed() {
+                        return end;
+                    }
+                }
                 _ = std::future::ready(()), if more => {}
             }
         }
@@ -298,10 +417,10 @@ impl Conn {
     async fn goodbye(&self, transport: &mut Transport, end: &End) {
         if let (ProtocolVersion::V5, Some(reason)) = (self.protocol, end.reason()) {
             let mut wbuf = BytesMut::new();
-            let mut properties = Properties::default();
-            if let End::Violation { detail, .. } = end {
-                properties.reason_string = Some(detail.clone());
-            }
+            let properties = Properties {
+                reason_string: end.detail().map(str::to_owned),
+                ..Properties::default()
+            };
             let disconnect = Packet::Disconnect(Disconnect { reason, properties });
             self.send(
                 &fit_diagnostics(disconnect, self.protocol, self.client_max_packet),
@@ -310,6 +429,51 @@ impl Conn {
             let _ = tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
         }
         let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
+    }
+
+    fn lifecycle_event(&self) -> events::Lifecycle<'_> {
+        events::Lifecycle {
+            client_id: &self.client_id,
+            session_identifier: &self.lifecycle.session_identifier,
+            principal: &self.lifecycle.principal,
+            version: self.lifecycle.version,
+        }
+    }
+
+    /// The watcher changed this connection's grant: a revoked grant ends the connection; new
+    /// policies drop the subscriptions they no longer allow (deliveries are checked against
+    /// `iot:Receive` one by one anyway).
+    fn on_grant_changed(&mut self) -> Option<End> {
+        let authz = self.authz.as_mut()?;
+        if let Some(revoked) = authz.grant().revoked() {
+            return Some(End::Revoked(revoked));
+        }
+        if !authz.refresh() {
+            return None;
+        }
+        let filters: Vec<ferrule_mqtt::TopicFilter> =
+            self.session.lock().subscriptions.keys().cloned().collect();
+        let mut dropped = Vec::new();
+        for filter in filters {
+            if authz.may_subscribe(filter.as_str()) {
+                continue;
+            }
+            let existed = {
+                let mut st = self.session.lock();
+                st.dirty = true;
+                st.subscriptions.remove(&filter).is_some()
+            };
+            if existed {
+                self.broker.unindex_subscription(&self.session, &filter);
+                dropped.push(filter.to_string());
+            }
+        }
+        if !dropped.is_empty() {
+            tracing::info!(client_id = %self.client_id, filters = ?dropped, "subscriptions no longer allowed by policy were removed");
+            self.lifecycle_event()
+                .subscriptions(&self.broker, false, &dropped);
+        }
+        None
     }
 
     /// Says goodbye, releases the session and publishes the will when due.
@@ -326,11 +490,25 @@ impl Conn {
             End::Io(e) => {
                 tracing::info!(client_id = %self.client_id, error = %e, "connection lost")
             }
+            End::Forbidden(detail) => tracing::info!(
+                client_id = %self.client_id, peer = %self.info.peer, "connection closed: {detail}"
+            ),
+            End::Revoked(r) => tracing::info!(
+                client_id = %self.client_id, peer = %self.info.peer, reason = r.lifecycle_reason, "connection closed: {}", r.detail
+            ),
             other => {
                 tracing::info!(client_id = %self.client_id, reason = other.label(), "client disconnected")
             }
         }
         connection_closed(end.label());
+        if let (Some(auth), Some(authz)) = (self.broker.auth(), &self.authz) {
+            auth.forget(authz.grant());
+        }
+        self.lifecycle_event().disconnected(
+            &self.broker,
+            matches!(end, End::Disconnect { .. }),
+            end.lifecycle_reason(),
+        );
         let expiry = self.session.lock().expiry;
         self.broker.detach(&self.session, self.generation);
         if end.publishes_will()
@@ -338,6 +516,14 @@ impl Conn {
         {
             publish_will(&self.broker, &self.session, &self.client_id, will, expiry);
         }
+    }
+}
+
+/// Completes when the grant changes; never without one.
+async fn grant_changed(grant: Option<&Grant>) {
+    match grant {
+        Some(g) => g.changed.notified().await,
+        None => std::future::pending().await,
     }
 }
 

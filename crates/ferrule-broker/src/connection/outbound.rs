@@ -59,8 +59,9 @@ impl Conn {
 
     /// Moves queued deliveries into the write buffer while the in-flight window allows.
     /// Returns true when more are waiting and the buffer is full.
-    pub(super) fn pump(&self, wbuf: &mut BytesMut) -> bool {
-        let mut st = self.session.lock();
+    pub(super) fn pump(&mut self, wbuf: &mut BytesMut) -> bool {
+        let session = self.session.clone();
+        let mut st = session.lock();
         if st.queue.is_empty() {
             return false;
         }
@@ -84,7 +85,7 @@ impl Conn {
         more
     }
 
-    fn fill(&self, st: &mut SessionState, wbuf: &mut BytesMut, now: u64) -> bool {
+    fn fill(&mut self, st: &mut SessionState, wbuf: &mut BytesMut, now: u64) -> bool {
         while let Some(front) = st.queue.front() {
             if front.qos != QoS::AtMostOnce && st.inflight.len() >= self.window {
                 return false;
@@ -95,6 +96,12 @@ impl Conn {
             let Some(d) = st.queue.pop_front() else { break };
             if d.msg.is_expired(now) {
                 self.broker.metrics.dropped_expired.increment(1);
+                continue;
+            }
+            if let Some(authz) = &mut self.authz
+                && !authz.may_receive(&d.msg.topic)
+            {
+                self.broker.metrics.dropped_not_authorized.increment(1);
                 continue;
             }
             let packet_id = if d.qos == QoS::AtMostOnce {

@@ -1,0 +1,422 @@
+//! The CONNECT decision, after the TLS handshake identified the certificate (AWS IoT's table,
+//! reference 5.3): an ACTIVE certificate is authenticated and then needs `iot:Connect`; an
+//! unknown one under an ACTIVE CA with auto-registration is registered PENDING_ACTIVATION
+//! (just-in-time registration) and announced; everything else is refused with its own reason.
+
+use std::sync::Arc;
+
+use ferrule_mqtt::{Connect, ProtocolVersion, ReasonCode};
+use ferrule_policy::Context;
+use ferrule_store::{
+    AutoRegistrationStatus, CaStatus, CertRecord, CertificateStatus, PageRequest, RegistryChange,
+    RegistryError,
+};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio::time::Instant;
+
+use super::{Auth, Grant, PolicySet, Principal, is_certificate_arn};
+use crate::broker::{BrokerInner, now_ms};
+use crate::client_auth::ClientIdentity;
+use crate::events;
+use crate::transport::ConnInfo;
+
+/// How many things attached to a certificate are looked through for the one named like the
+/// client id (thing policy variables).
+const THING_PAGE: usize = 250;
+
+/// How many times a decision is re-made because the registry changed while it was being made.
+const MAX_RETRIES: usize = 5;
+
+/// Why a CONNECT is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// A snake_case label: the log field, the metric label and the event's `reason`.
+    pub(crate) reason: &'static str,
+    /// For the operator (log, event) and the MQTT 5 reason string.
+    pub(crate) message: String,
+    /// The CONNACK reason code; 0x87 Not authorized unless the broker itself failed.
+    pub(crate) code: ReasonCode,
+    /// Close without a CONNACK, as AWS does after registering a certificate.
+    pub(crate) silent: bool,
+}
+
+impl Rejection {
+    pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection {
+            reason,
+            message: message.into(),
+            code: ReasonCode::NOT_AUTHORIZED,
+            silent: false,
+        }
+    }
+
+    fn registry(e: RegistryError) -> Rejection {
+        Rejection {
+            reason: "registry_unavailable",
+            message: format!("the registry could not be read: {e}"),
+            code: ReasonCode::SERVER_UNAVAILABLE,
+            silent: false,
+        }
+    }
+
+    fn for_status(status: CertificateStatus, id: &str) -> Rejection {
+        let reason = match status {
+            CertificateStatus::Active => "not_authorized",
+            CertificateStatus::Inactive | CertificateStatus::RegisterInactive => {
+                "certificate_inactive"
+            }
+            CertificateStatus::Revoked => "certificate_revoked",
+            CertificateStatus::PendingTransfer => "certificate_pending_transfer",
+            CertificateStatus::PendingActivation => "certificate_pending_activation",
+        };
+        Rejection::new(reason, format!("certificate {id} is {}", status.as_str()))
+    }
+}
+
+impl Auth {
+    /// Decides a CONNECT: the grant the connection runs under, or why it is refused.
+    pub(crate) async fn admit(
+        &self,
+        broker: &BrokerInner,
+        info: &ConnInfo,
+        client_id: &Arc<str>,
+        connect: &Connect,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let base = base_context(info, client_id, connect);
+        let grant = match &info.identity {
+            Some(identity) => {
+                self.admit_certificate(broker, identity, client_id, base)
+                    .await?
+            }
+            None => {
+                let policies = self.anonymous.load_full();
+                let grant = Arc::new(Grant::new(
+                    Principal::Anonymous,
+                    client_id.clone(),
+                    base.clone(),
+                    policies,
+                    base,
+                ));
+                self.track(&grant);
+                grant
+            }
+        };
+        let (policies, ctx) = grant.current();
+        if !policies.allows("iot:Connect", &self.resource("client", client_id), &ctx) {
+            self.forget(&grant);
+            return Err(Rejection::new(
+                "not_authorized",
+                format!(
+                    "no policy of {} allows iot:Connect as client id {client_id:?}",
+                    describe(&grant.principal)
+                ),
+            ));
+        }
+        Ok(grant)
+    }
+
+    async fn admit_certificate(
+        &self,
+        broker: &BrokerInner,
+        identity: &ClientIdentity,
+        client_id: &Arc<str>,
+        base: Context,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let registry = &self.settings.registry;
+        let id = identity.certificate_id.as_str();
+        let arn = self.certificate_arn(id);
+        // Subscribed before the first read, so that no change after it is missed.
+        let mut feed = registry.subscribe();
+        let mut hold_until: Option<Instant> = None;
+        let mut announced = false;
+        let mut retries = 0;
+        loop {
+            let record = registry
+                .get_certificate(id)
+                .await
+                .map_err(Rejection::registry)?;
+            let record = match record {
+                Some(r) => r,
+                None => match self.register(identity).await? {
+                    Some(record) => {
+                        events::certificate_registered(broker, self, &record, true);
+                        announced = true;
+                        record
+                    }
+                    // Another connection registered it a moment ago: read it again.
+                    None => continue,
+                },
+            };
+            match record.status {
+                CertificateStatus::Active => {
+                    let grant = self
+                        .certificate_grant(id, &arn, client_id, base.clone())
+                        .await?;
+                    self.track(&grant);
+                    if retries < MAX_RETRIES && changed_meanwhile(&mut feed, id) {
+                        // The status or the policies may be stale; tracked now, later changes
+                        // reach the grant through the watcher.
+                        self.forget(&grant);
+                        retries += 1;
+                        continue;
+                    }
+                    let (policies, ctx) = grant.current();
+                    if hold_until.is_none()
+                        || policies.allows("iot:Connect", &self.resource("client", client_id), &ctx)
+                    {
+                        return Ok(grant);
+                    }
+                    // Held, and activated before its policy was attached: wait for the policy.
+                    self.forget(&grant);
+                }
+                CertificateStatus::PendingActivation => {
+                    if !announced {
+                        events::certificate_registered(broker, self, &record, false);
+                        announced = true;
+                    }
+                    if self.settings.jitr_mode == super::JitrMode::Aws {
+                        return Err(Rejection {
+                            silent: true,
+                            ..Rejection::new(
+                                "certificate_pending_activation",
+                                format!(
+                                    "certificate {id} is PENDING_ACTIVATION: registered event \
+                                     published, connection closed (jitr_mode aws)"
+                                ),
+                            )
+                        });
+                    }
+                }
+                other => return Err(Rejection::for_status(other, id)),
+            }
+            let deadline =
+                *hold_until.get_or_insert_with(|| Instant::now() + self.settings.jitr_hold);
+            if !wait_for_change(&mut feed, id, deadline).await {
+                let waited = self.settings.jitr_hold.as_millis();
+                return Err(match record.status {
+                    CertificateStatus::Active => Rejection::new(
+                        "not_authorized",
+                        format!(
+                            "certificate {id} is ACTIVE but no policy allowed iot:Connect as client \
+                             id {client_id:?} within {waited} ms"
+                        ),
+                    ),
+                    _ => Rejection::new(
+                        "certificate_pending_activation",
+                        format!("certificate {id} was not activated within {waited} ms"),
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Just-in-time registration of an unknown certificate: `Some(record)` if this call
+    /// registered it, `None` if another connection just did.
+    async fn register(&self, identity: &ClientIdentity) -> Result<Option<CertRecord>, Rejection> {
+        let registry = &self.settings.registry;
+        let id = &identity.certificate_id;
+        let Some(ca_id) = &identity.ca_id else {
+            return Err(Rejection::new(
+                "unknown_certificate",
+                format!("certificate {id} is not registered"),
+            ));
+        };
+        let ca = registry
+            .get_ca(ca_id)
+            .await
+            .map_err(Rejection::registry)?
+            .ok_or_else(|| {
+                Rejection::new(
+                    "unknown_ca",
+                    format!("certificate {id}: its CA {ca_id} is no longer registered"),
+                )
+            })?;
+        if ca.status != CaStatus::Active {
+            return Err(Rejection::new(
+                "ca_inactive",
+                format!("certificate {id} is not registered and its CA {ca_id} is INACTIVE"),
+            ));
+        }
+        if ca.auto_registration != AutoRegistrationStatus::Enable {
+            return Err(Rejection::new(
+                "auto_registration_disabled",
+                format!(
+                    "certificate {id} is not registered and its CA {ca_id} has auto-registration \
+                     DISABLE"
+                ),
+            ));
+        }
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let cert = &identity.certificate;
+        let record = CertRecord {
+            id: id.clone(),
+            pem: cert.pem.clone(),
+            ca_id: Some(ca_id.clone()),
+            issuer_der: cert.issuer_der.clone(),
+            status: CertificateStatus::PendingActivation,
+            mode: ca.mode,
+            owned_by: self.settings.account_id.clone(),
+            created_ms: now,
+            modified_ms: now,
+            customer_version: 1,
+            generation_id: ferrule_pki::random_hex(16),
+            not_before_ms: cert.not_before_unix.saturating_mul(1000),
+            not_after_ms: cert.not_after_unix.saturating_mul(1000),
+        };
+        match registry.insert_certificate(&record).await {
+            Ok(()) => {
+                tracing::info!(certificate_id = %id, ca_id = %ca_id, "certificate registered just in time as PENDING_ACTIVATION");
+                Ok(Some(record))
+            }
+            Err(RegistryError::AlreadyExists { .. }) => Ok(None),
+            Err(RegistryError::NotFound { .. }) => Err(Rejection::new(
+                "unknown_ca",
+                format!("certificate {id}: its CA {ca_id} is no longer registered"),
+            )),
+            Err(e) => Err(Rejection::registry(e)),
+        }
+    }
+
+    async fn certificate_grant(
+        &self,
+        id: &str,
+        arn: &str,
+        client_id: &Arc<str>,
+        base: Context,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let (policies, ctx) = self
+            .load_certificate_policies(arn, client_id, &base)
+            .await
+            .map_err(Rejection::registry)?;
+        Ok(Arc::new(Grant::new(
+            Principal::Certificate {
+                id: id.to_owned(),
+                arn: arn.to_owned(),
+            },
+            client_id.clone(),
+            base,
+            Arc::new(policies),
+            ctx,
+        )))
+    }
+
+    /// The policies attached to a certificate and the variables they are evaluated with: the
+    /// connection's `base` plus the thing variables, which resolve when the client id names a
+    /// thing the certificate is attached to.
+    pub(crate) async fn load_certificate_policies(
+        &self,
+        arn: &str,
+        client_id: &str,
+        base: &Context,
+    ) -> Result<(PolicySet, Context), RegistryError> {
+        let registry = &self.settings.registry;
+        let records = registry.policies_for_target(arn).await?;
+        let mut ctx = base.clone();
+        let things = registry
+            .list_principal_things(arn, &PageRequest::first(THING_PAGE))
+            .await?;
+        let thing = match things.items.iter().any(|t| t == client_id) {
+            true => registry.get_thing(client_id).await?,
+            false => None,
+        };
+        match thing {
+            Some(thing) => {
+                ctx.set("iot:Connection.Thing.IsAttached", "true");
+                ctx.set("iot:Connection.Thing.ThingName", thing.name.clone());
+                if let Some(t) = &thing.thing_type_name {
+                    ctx.set("iot:Connection.Thing.ThingTypeName", t.clone());
+                }
+                for (k, v) in &thing.attributes {
+                    ctx.set(format!("iot:Connection.Thing.Attributes[{k}]"), v.clone());
+                }
+            }
+            None => ctx.set("iot:Connection.Thing.IsAttached", "false"),
+        }
+        Ok((PolicySet::from_records(records), ctx))
+    }
+}
+
+fn describe(principal: &Principal) -> String {
+    match principal {
+        Principal::Certificate { id, .. } => format!("certificate {id}"),
+        Principal::Anonymous => "the anonymous policy".to_owned(),
+    }
+}
+
+/// The variables that stay fixed for a connection: client id, source address, connect
+/// attributes, certificate fields.
+fn base_context(info: &ConnInfo, client_id: &str, connect: &Connect) -> Context {
+    let mut ctx = Context::default();
+    ctx.set("iot:ClientId", client_id);
+    ctx.set("aws:SourceIp", info.peer.ip().to_string());
+    let persistent = match connect.protocol {
+        ProtocolVersion::V311 => !connect.clean_start,
+        ProtocolVersion::V5 => connect
+            .properties
+            .session_expiry_interval
+            .is_some_and(|e| e > 0),
+    };
+    let mut attributes = Vec::new();
+    if persistent {
+        attributes.push("PersistentConnect");
+    }
+    if connect.will.is_some() {
+        attributes.push("LastWill");
+    }
+    ctx.set_multi("iot:ConnectAttributes", attributes);
+    if let Some(identity) = &info.identity {
+        let cert = &identity.certificate;
+        if let Some(cn) = &cert.common_name {
+            ctx.set_certificate_attribute("iot:Certificate.Subject.CommonName", &[cn.clone()]);
+        }
+        ctx.set("iot:Certificate.SerialNumber", cert.serial_hex.clone());
+    }
+    ctx
+}
+
+/// Whether a change to this certificate or to policies arrived since the feed was last read.
+fn changed_meanwhile(feed: &mut broadcast::Receiver<RegistryChange>, id: &str) -> bool {
+    loop {
+        match feed.try_recv() {
+            Ok(change) if concerns(&change, id) => return true,
+            Ok(_) => {}
+            Err(TryRecvError::Lagged(_)) => return true,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return false,
+        }
+    }
+}
+
+/// Waits until a change concerning certificate `id` arrives (true) or `deadline` passes
+/// (false).
+async fn wait_for_change(
+    feed: &mut broadcast::Receiver<RegistryChange>,
+    id: &str,
+    deadline: Instant,
+) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Err(_) => return false,
+            Ok(Ok(change)) if concerns(&change, id) => return true,
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
+            Ok(Err(broadcast::error::RecvError::Closed)) => {
+                tokio::time::sleep_until(deadline).await;
+                return false;
+            }
+        }
+    }
+}
+
+/// Whether a registry change may alter the decision for certificate `id`.
+fn concerns(change: &RegistryChange, id: &str) -> bool {
+    match change {
+        RegistryChange::CertificateChanged { certificate_id, .. }
+        | RegistryChange::CertificateDeleted { certificate_id } => certificate_id == id,
+        RegistryChange::PolicyAttachmentChanged { target, .. } => is_certificate_arn(target, id),
+        RegistryChange::ThingPrincipalChanged { principal, .. } => {
+            is_certificate_arn(principal, id)
+        }
+        RegistryChange::PolicyChanged { .. } | RegistryChange::ThingChanged { .. } => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,140 @@
+//! Follows the registry's change feed and brings live connections' grants up to date: a
+//! certificate that stops being ACTIVE (or is deleted) revokes its connections' grants; a
+//! policy, attachment or thing change reloads the grants it may affect, and revokes those whose
+//! policies no longer allow `iot:Connect`. Connections learn of it through [`Grant::changed`].
+
+use std::sync::Arc;
+
+use ferrule_store::{CertificateStatus, RegistryChange};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Auth, Grant, Principal, Revoked, certificate_id_of};
+
+/// Starts following the change feed until the broker shuts down.
+pub(crate) fn spawn_watcher(
+    auth: Arc<Auth>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut feed = auth.settings.registry.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                c = feed.recv() => c,
+                _ = shutdown.wait_for(|down| *down) => return,
+            };
+            match change {
+                Ok(change) => apply(&auth, change).await,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "registry change feed lagged: reloading every live grant"
+                    );
+                    auth.reload_anonymous().await;
+                    for grant in auth.anonymous_grants() {
+                        reload(&auth, &grant).await;
+                    }
+                    for grant in auth.all_certificate_grants() {
+                        reload(&auth, &grant).await;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+async fn apply(auth: &Auth, change: RegistryChange) {
+    match change {
+        RegistryChange::CertificateChanged {
+            certificate_id,
+            status,
+        } if status != CertificateStatus::Active => {
+            for grant in auth.grants_of(&certificate_id) {
+                grant.revoke(Revoked {
+                    lifecycle_reason: "AUTH_ERROR",
+                    detail: format!("certificate {certificate_id} is now {}", status.as_str()),
+                });
+            }
+        }
+        RegistryChange::CertificateDeleted { certificate_id } => {
+            for grant in auth.grants_of(&certificate_id) {
+                grant.revoke(Revoked {
+                    lifecycle_reason: "AUTH_ERROR",
+                    detail: format!("certificate {certificate_id} was deleted"),
+                });
+            }
+        }
+        RegistryChange::PolicyChanged { policy_name } => {
+            if auth.settings.anonymous_policy.as_deref() == Some(policy_name.as_str()) {
+                auth.reload_anonymous().await;
+                for grant in auth.anonymous_grants() {
+                    reload(auth, &grant).await;
+                }
+            }
+            for grant in auth.all_certificate_grants() {
+                if grant.uses_policy(&policy_name) {
+                    reload(auth, &grant).await;
+                }
+            }
+        }
+        RegistryChange::PolicyAttachmentChanged { target, .. } => {
+            if let Some(id) = certificate_id_of(&target) {
+                for grant in auth.grants_of(id) {
+                    reload(auth, &grant).await;
+                }
+            }
+        }
+        RegistryChange::ThingPrincipalChanged { principal, .. } => {
+            if let Some(id) = certificate_id_of(&principal) {
+                for grant in auth.grants_of(id) {
+                    reload(auth, &grant).await;
+                }
+            }
+        }
+        RegistryChange::ThingChanged { thing_name } => {
+            for grant in auth.all_certificate_grants() {
+                if *grant.client_id == *thing_name {
+                    reload(auth, &grant).await;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reloads a grant's policies and variables; revokes it if they no longer allow the
+/// connection. A registry error keeps the old grant (and says so).
+async fn reload(auth: &Auth, grant: &Arc<Grant>) {
+    let loaded = match &grant.principal {
+        Principal::Certificate { arn, .. } => auth
+            .load_certificate_policies(arn, &grant.client_id, &grant.base)
+            .await
+            .map(|(p, ctx)| (Arc::new(p), ctx)),
+        Principal::Anonymous => Ok((auth.anonymous.load_full(), grant.base.clone())),
+    };
+    let (policies, ctx) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(client_id = %grant.client_id, error = %e, "could not reload a connection's policies; keeping the previous ones");
+            return;
+        }
+    };
+    if policies.allows(
+        "iot:Connect",
+        &auth.resource("client", &grant.client_id),
+        &ctx,
+    ) {
+        grant.replace(policies, ctx);
+    } else {
+        grant.revoke(Revoked {
+            lifecycle_reason: "FORBIDDEN_ACCESS",
+            detail: format!(
+                "the policies of {} no longer allow iot:Connect as client id {:?}",
+                grant.principal.identifier(),
+                grant.client_id
+            ),
+        });
+    }
+}
