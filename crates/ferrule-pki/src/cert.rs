@@ -14,6 +14,7 @@ use crate::der;
 use crate::error::PkiError;
 use crate::id::{CertificateId, hex};
 use crate::name;
+use crate::variables;
 
 /// The public key algorithm (and size or curve) of a certificate or CSR.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,6 +82,25 @@ pub struct ParsedCertificate {
     pub key_type: KeyType,
     /// The SubjectPublicKeyInfo's DER encoding.
     pub spki_der: Vec<u8>,
+    /// The subject's attributes that AWS IoT exposes as `iot:Certificate.Subject.<name>`
+    /// policy variables, as (AWS name, value) in certificate order: `CommonName`, `Country`,
+    /// `Organization`, `OrganizationalUnit`, `State`, `SerialNumber`,
+    /// `DistinguishedNameQualifier`, `Title`, `Surname`, `GivenName`, `Initials`, `Pseudonym`,
+    /// `GenerationQualifier`. An attribute given twice (two `OU=`) gives two entries; values
+    /// that are not readable strings are left out. See
+    /// [`ParsedCertificate::policy_variables`].
+    pub subject_attributes: Vec<(String, String)>,
+    /// The issuer's attributes, like `subject_attributes`.
+    pub issuer_attributes: Vec<(String, String)>,
+    /// The subjectAltName extension's entries that AWS IoT exposes as
+    /// `iot:Certificate.Subject.AlternativeName.<name>`, as (AWS name, value) in certificate
+    /// order: `RFC822Name`, `DNSName`, `DirectoryName` (an RFC 4514 string like `subject`),
+    /// `UniformResourceIdentifier`, `IPAddress` (`192.0.2.7`, `2001:db8::1`). Empty without
+    /// the extension (always for v1 certificates), and when it is present twice or does not
+    /// decode.
+    pub subject_alt_names: Vec<(String, String)>,
+    /// The issuerAltName extension's entries, like `subject_alt_names`.
+    pub issuer_alt_names: Vec<(String, String)>,
 }
 
 impl ParsedCertificate {
@@ -156,6 +176,10 @@ pub(crate) fn parse_der(der: &[u8], what: &str) -> Result<ParsedCertificate, Pki
         is_ca,
         key_type: key_type(&tbs.subject_pki),
         spki_der: tbs.subject_pki.raw.to_vec(),
+        subject_attributes: variables::dn_attributes(&tbs.subject),
+        issuer_attributes: variables::dn_attributes(&tbs.issuer),
+        subject_alt_names: variables::subject_alt_names(tbs),
+        issuer_alt_names: variables::issuer_alt_names(tbs),
     })
 }
 

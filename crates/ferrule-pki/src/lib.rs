@@ -4,7 +4,9 @@
 //! - **Certificates as the control plane sees them**: [`parse_certificate_pem`] (and the DER
 //!   and chain variants) turns input into a [`ParsedCertificate`] once, at the edge: its
 //!   [`CertificateId`] (AWS's: SHA-256 of the DER), subject and issuer (RFC 4514 strings and
-//!   raw DER for matching), validity, version, CA flag and key type.
+//!   raw DER for matching), validity, version, CA flag and key type; and the name attributes
+//!   and alternative names behind AWS IoT's certificate policy variables, which
+//!   [`ParsedCertificate::policy_variables`] lists under the names policies use.
 //! - **Signature checks** without path building: [`verify_signed_by`] (works for the X.509 v1
 //!   certificates `openssl x509 -req` makes, which webpki refuses) and CA proof of
 //!   possession for RegisterCACertificate, [`check_proof_of_possession`].
@@ -58,6 +60,7 @@ mod name;
 mod pem;
 mod possession;
 mod test_ca;
+mod variables;
 mod verify;
 
 pub use cert::{

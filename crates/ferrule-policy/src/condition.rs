@@ -217,8 +217,16 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (bits <= max).then_some((ip, bits))
 }
 
+/// Whether `ip` lies in `net`/`bits`; an IPv4 address never lies in an IPv6 network or the other
+/// way round. An IPv4 address written as IPv4-mapped IPv6 (`::ffff:10.1.2.3`, what a dual-stack
+/// listener reports for an IPv4 peer) is the IPv4 address it stands for, and so is a mapped
+/// network of /96 or longer.
 fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
+    let (net, bits) = match net.to_canonical() {
+        IpAddr::V4(v4) if net.is_ipv6() && bits >= 96 => (IpAddr::V4(v4), bits - 96),
+        _ => (net, bits),
+    };
+    match (ip.to_canonical(), net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = if bits == 0 {
                 0
@@ -329,6 +337,34 @@ mod tests {
             &ctx
         ));
         assert!(!holds(r#"{"IpAddress":{"aws:SourceIp":"10.1.2.4"}}"#, &ctx));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_compare_as_ipv4() {
+        let mut ctx = Context::default();
+        ctx.set("aws:SourceIp", "::ffff:10.1.2.3");
+        assert!(holds(
+            r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &ctx
+        ));
+        assert!(holds(r#"{"IpAddress":{"aws:SourceIp":"10.1.2.3"}}"#, &ctx));
+        assert!(!holds(
+            r#"{"IpAddress":{"aws:SourceIp":"192.168.0.0/16"}}"#,
+            &ctx
+        ));
+        assert!(holds(
+            r#"{"NotIpAddress":{"aws:SourceIp":"192.168.0.0/16"}}"#,
+            &ctx
+        ));
+        ctx.set("aws:SourceIp", "10.1.2.3");
+        assert!(holds(
+            r#"{"IpAddress":{"aws:SourceIp":"::ffff:10.0.0.0/104"}}"#,
+            &ctx
+        ));
+        assert!(!holds(
+            r#"{"IpAddress":{"aws:SourceIp":"::ffff:11.0.0.0/104"}}"#,
+            &ctx
+        ));
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub struct Request<'a> {
     pub resource: &'a str,
 }
 
+/// Most values of one certificate attribute that policies see.
+const MAX_CERTIFICATE_VALUES: usize = 5;
+/// The variable listing the certificate variables that have values.
+const AVAILABLE_KEYS: &str = "iot:Certificate.AvailableKeys";
+
 /// Values of policy variables and condition keys for one connection: `iot:ClientId`,
 /// `iot:Connection.Thing.ThingName`, `iot:Certificate.Subject.CommonName`, `aws:SourceIp`, ...
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,9 +42,16 @@ impl Context {
     }
 
     /// Sets a certificate attribute the way AWS exposes multi-valued ones: `NAME` is the first
-    /// value, `NAME.1` the second, and so on, and `NAME.List` all of them (at most five).
+    /// value, `NAME.1` the second, and so on, and `NAME.List` all of them. Only the first five
+    /// values count, as AWS documents for certificate attributes; `iot:Certificate.AvailableKeys`
+    /// is not an attribute but the list of variables that have values, and keeps all of them.
     pub fn set_certificate_attribute(&mut self, name: &str, values: &[String]) {
-        let values = &values[..values.len().min(5)];
+        let cap = if name == AVAILABLE_KEYS {
+            values.len()
+        } else {
+            MAX_CERTIFICATE_VALUES
+        };
+        let values = &values[..values.len().min(cap)];
         if let Some(first) = values.first() {
             self.set(name, first.clone());
         }

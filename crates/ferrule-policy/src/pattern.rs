@@ -1,6 +1,10 @@
 //! Resource and action patterns: `*` matches any run of characters (including `/`), `?` exactly
 //! one; `+` and `#` are plain characters. Resources may hold policy variables (`${iot:ClientId}`),
 //! substituted before matching; a variable without a value makes the pattern match nothing.
+//! A value that AWS refuses to substitute (one holding a wildcard character, or longer than 1024
+//! characters) leaves the `${name}` text in place, as AWS documents for certificate variables.
+
+use std::borrow::Cow;
 
 use crate::eval::Context;
 
@@ -70,38 +74,37 @@ impl Pattern {
 
     /// Whether the pattern, with variables from `ctx`, matches `value`.
     pub(crate) fn matches(&self, value: &str, ctx: &Context, ignore_case: bool) -> bool {
-        let mut resolved: Vec<Tok<'_>> = Vec::with_capacity(self.tokens.len());
+        let mut resolved: Vec<Resolved<'_>> = Vec::with_capacity(self.tokens.len());
         for t in &self.tokens {
-            match t {
-                Token::Literal(s) => resolved.push(Tok::Lit(s)),
-                Token::Star => resolved.push(Tok::Star),
-                Token::Question => resolved.push(Tok::One),
+            resolved.push(match t {
+                Token::Literal(s) => Resolved::Lit(Cow::Borrowed(s)),
+                Token::Star => Resolved::Star,
+                Token::Question => Resolved::One,
                 Token::Var(name) => match substitute(ctx, name) {
-                    Some(v) => resolved.push(Tok::Lit(v)),
+                    Some(v) => Resolved::Lit(v),
                     None => return false,
                 },
-            }
+            });
         }
         if ignore_case {
-            let lowered: Vec<String> = resolved
-                .iter()
-                .map(|t| match t {
-                    Tok::Lit(s) => s.to_lowercase(),
-                    _ => String::new(),
-                })
-                .collect();
-            let toks: Vec<Tok<'_>> = resolved
-                .iter()
-                .zip(&lowered)
-                .map(|(t, l)| match t {
-                    Tok::Lit(_) => Tok::Lit(l),
-                    Tok::Star => Tok::Star,
-                    Tok::One => Tok::One,
-                })
-                .collect();
+            for t in &mut resolved {
+                if let Resolved::Lit(s) = t {
+                    *s = Cow::Owned(s.to_lowercase());
+                }
+            }
+        }
+        let toks: Vec<Tok<'_>> = resolved
+            .iter()
+            .map(|t| match t {
+                Resolved::Lit(s) => Tok::Lit(s),
+                Resolved::Star => Tok::Star,
+                Resolved::One => Tok::One,
+            })
+            .collect();
+        if ignore_case {
             return match_tokens(&toks, &value.to_lowercase());
         }
-        match_tokens(&resolved, value)
+        match_tokens(&toks, value)
     }
 
     /// The pattern with variables substituted and no wildcards, if it is an exact value (used by
@@ -113,7 +116,7 @@ impl Pattern {
                 Token::Literal(s) => out.push_str(s),
                 Token::Star => out.push('*'),
                 Token::Question => out.push('?'),
-                Token::Var(name) => out.push_str(substitute(ctx, name)?),
+                Token::Var(name) => out.push_str(&substitute(ctx, name)?),
             }
         }
         Some(out)
@@ -126,12 +129,23 @@ fn flush(lit: &mut String, tokens: &mut Vec<Token>) {
     }
 }
 
-fn substitute<'c>(ctx: &'c Context, name: &str) -> Option<&'c str> {
+/// The text that stands for variable `name`: its first value; `None` (the pattern matches
+/// nothing) when it has none. A value that holds a wildcard character or is too long is not
+/// substituted: the `${name}` text stays, as AWS documents, so the pattern matches only that
+/// literal text (almost always nothing, which is the point).
+fn substitute<'c>(ctx: &'c Context, name: &str) -> Option<Cow<'c, str>> {
     let v = ctx.first(name)?;
-    if v.len() > MAX_VARIABLE_VALUE || v.contains(WILDCARD_CHARS) {
-        return None;
+    if v.chars().count() > MAX_VARIABLE_VALUE || v.contains(WILDCARD_CHARS) {
+        return Some(Cow::Owned(format!("${{{name}}}")));
     }
-    Some(v)
+    Some(Cow::Borrowed(v))
+}
+
+/// A token after substitution: variables have become literal text.
+enum Resolved<'a> {
+    Lit(Cow<'a, str>),
+    Star,
+    One,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -239,6 +253,26 @@ mod tests {
         ctx.set("iot:ClientId", "+");
         let p = Pattern::parse("topicfilter/${iot:ClientId}/x", true).expect("parses");
         assert!(!p.matches("topicfilter/+/x", &ctx, false));
+        // The variable's text stays, as AWS documents.
+        assert!(p.matches("topicfilter/${iot:ClientId}/x", &ctx, false));
+        assert_eq!(
+            p.resolve_exact(&ctx).as_deref(),
+            Some("topicfilter/${iot:ClientId}/x")
+        );
+    }
+
+    #[test]
+    fn the_length_limit_counts_characters() {
+        let p =
+            Pattern::parse("topic/${iot:Certificate.Subject.CommonName}", true).expect("parses");
+        let mut ctx = Context::default();
+        let longest = "é".repeat(MAX_VARIABLE_VALUE);
+        ctx.set("iot:Certificate.Subject.CommonName", longest.clone());
+        assert!(p.matches(&format!("topic/{longest}"), &ctx, false));
+        let too_long = "é".repeat(MAX_VARIABLE_VALUE + 1);
+        ctx.set("iot:Certificate.Subject.CommonName", too_long.clone());
+        assert!(!p.matches(&format!("topic/{too_long}"), &ctx, false));
+        assert!(p.matches("topic/${iot:Certificate.Subject.CommonName}", &ctx, false));
     }
 
     #[test]
