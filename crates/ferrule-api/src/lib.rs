@@ -11,8 +11,9 @@
 //!
 //! Implemented: registration codes; CA certificates with proof of possession; device
 //! certificates (register with or without a CA, create from a CSR or with new keys, status
-//! changes, delete); IoT policies and their versions and attachments; things and their
-//! principals; `DescribeEndpoint`; tags.
+//! changes, delete); IoT policies and their versions and attachments; `TestAuthorization` of a
+//! certificate principal ([`ferrule_policy`] decides, as it does in the broker); things and
+//! their principals; `DescribeEndpoint`; tags.
 //!
 //! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
 //! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
@@ -30,6 +31,7 @@
 
 mod arn;
 mod auth;
+mod authorization;
 pub mod credentials_file;
 mod error;
 mod extract;

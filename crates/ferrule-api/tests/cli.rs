@@ -643,6 +643,241 @@ fn certificate_policy_and_thing_commands() {
     );
 }
 
+/// `test-authorization` of a certificate: the three decisions and which policy made each,
+/// `--policy-names-to-add`/`--policy-names-to-skip`, `--client-id` with a thing attached to the
+/// certificate, and the refusals.
+fn test_authorization_flow(server: &Server) {
+    let pki = Pki::new(server.dir.path());
+    let arn = |resource: &str| format!("arn:aws:iot:us-east-1:{ACCOUNT}:{resource}");
+    pki.self_signed("authz", "authz-device");
+    let cert = server.ok(&[
+        "register-certificate-without-ca",
+        "--certificate-pem",
+        &pki.file_arg("authz.pem"),
+        "--status",
+        "ACTIVE",
+    ]);
+    let cert_arn = s(&cert["certificateArn"]).to_owned();
+    let statement = |effect: &str, action: &str, resource: &str| serde_json::json!({"Effect": effect, "Action": action, "Resource": arn(resource)});
+    let policies = [
+        (
+            "publish-allowed",
+            vec![
+                statement("Allow", "iot:Publish", "topic/allowed/*"),
+                statement("Deny", "iot:Publish", "topic/allowed/secret"),
+            ],
+        ),
+        (
+            "subscribe-all",
+            vec![statement("Allow", "iot:Subscribe", "topicfilter/*")],
+        ),
+        (
+            "own-topic",
+            vec![statement(
+                "Allow",
+                "iot:Publish",
+                "topic/things/${iot:Connection.Thing.ThingName}",
+            )],
+        ),
+    ];
+    for (name, statements) in policies {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        server.ok(&[
+            "create-policy",
+            "--policy-name",
+            name,
+            "--policy-document",
+            &doc.to_string(),
+        ]);
+    }
+    server.ok(&[
+        "attach-policy",
+        "--policy-name",
+        "publish-allowed",
+        "--target",
+        &cert_arn,
+    ]);
+
+    let infos = |cases: &[(&str, &str)]| -> String {
+        let infos: Vec<Value> = cases
+            .iter()
+            .map(|(action, resource)| {
+                serde_json::json!({"actionType": action, "resources": [arn(resource)]})
+            })
+            .collect();
+        Value::from(infos).to_string()
+    };
+    let test = |auth_infos: &str, extra: &[&str]| -> Vec<Value> {
+        let mut args: Vec<&str> = vec![
+            "test-authorization",
+            "--principal",
+            &cert_arn,
+            "--auth-infos",
+            auth_infos,
+        ];
+        args.extend(extra);
+        server.ok(&args)["authResults"].as_array().unwrap().clone()
+    };
+    // (authDecision, allowed, explicitDeny, implicitDeny) by policy name.
+    let summary = |r: &Value| {
+        let names = |v: &Value| -> Vec<String> {
+            v["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    assert_eq!(
+                        s(&p["policyArn"]),
+                        arn(&format!("policy/{}", s(&p["policyName"])))
+                    );
+                    s(&p["policyName"]).to_owned()
+                })
+                .collect()
+        };
+        (
+            s(&r["authDecision"]).to_owned(),
+            names(&r["allowed"]),
+            names(&r["denied"]["explicitDeny"]),
+            names(&r["denied"]["implicitDeny"]),
+        )
+    };
+    let expect = |decision: &str, allowed: &[&str], explicit: &[&str], implicit: &[&str]| {
+        let v = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        (decision.to_owned(), v(allowed), v(explicit), v(implicit))
+    };
+
+    // The attached policy alone: allowed, explicitly denied, implicitly denied.
+    let cases = [
+        ("PUBLISH", "topic/allowed/a"),
+        ("PUBLISH", "topic/allowed/secret"),
+        ("PUBLISH", "topic/elsewhere"),
+        ("SUBSCRIBE", "topicfilter/allowed/#"),
+    ];
+    let results = test(&infos(&cases), &[]);
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["authInfo"]["actionType"], "PUBLISH");
+    assert_eq!(
+        results[1]["authInfo"]["resources"],
+        serde_json::json!([arn("topic/allowed/secret")])
+    );
+    let got: Vec<_> = results.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            expect("ALLOWED", &["publish-allowed"], &[], &[]),
+            expect("EXPLICIT_DENY", &[], &["publish-allowed"], &[]),
+            expect("IMPLICIT_DENY", &[], &[], &["publish-allowed"]),
+            expect("IMPLICIT_DENY", &[], &[], &["publish-allowed"]),
+        ]
+    );
+
+    // Adding a policy that is not attached; skipping the attached one.
+    let results = test(
+        &infos(&[cases[0], cases[3]]),
+        &["--policy-names-to-add", "subscribe-all"],
+    );
+    let got: Vec<_> = results.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            expect("ALLOWED", &["publish-allowed"], &[], &["subscribe-all"]),
+            expect("ALLOWED", &["subscribe-all"], &[], &["publish-allowed"]),
+        ]
+    );
+    let results = test(
+        &infos(&[cases[0], cases[3]]),
+        &[
+            "--policy-names-to-add",
+            "subscribe-all",
+            "--policy-names-to-skip",
+            "publish-allowed",
+        ],
+    );
+    let got: Vec<_> = results.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            expect("IMPLICIT_DENY", &[], &[], &["subscribe-all"]),
+            expect("ALLOWED", &["subscribe-all"], &[], &[]),
+        ]
+    );
+
+    // Thing variables: only with the client id of a thing attached to the certificate.
+    server.ok(&["create-thing", "--thing-name", "authz-thing"]);
+    server.ok(&[
+        "attach-thing-principal",
+        "--thing-name",
+        "authz-thing",
+        "--principal",
+        &cert_arn,
+    ]);
+    let own = infos(&[("PUBLISH", "topic/things/authz-thing")]);
+    let add_own = ["--policy-names-to-add", "own-topic"];
+    for (client, decision) in [
+        (Some("authz-thing"), "ALLOWED"),
+        (Some("someone-else"), "IMPLICIT_DENY"),
+        (None, "IMPLICIT_DENY"),
+    ] {
+        let mut extra = add_own.to_vec();
+        if let Some(c) = client {
+            extra.extend(["--client-id", c]);
+        }
+        assert_eq!(
+            s(&test(&own, &extra)[0]["authDecision"]),
+            decision,
+            "{client:?}"
+        );
+    }
+
+    // Refusals.
+    let one = infos(&[cases[0]]);
+    let unknown = arn(&format!("cert/{}", "f".repeat(64)));
+    let msg = server.fails(
+        "ResourceNotFoundException",
+        &[
+            "test-authorization",
+            "--principal",
+            &unknown,
+            "--auth-infos",
+            &one,
+        ],
+    );
+    assert!(msg.contains(&"f".repeat(64)), "{msg}");
+    server.fails(
+        "InvalidRequestException",
+        &[
+            "test-authorization",
+            "--principal",
+            "not-a-principal",
+            "--auth-infos",
+            &one,
+        ],
+    );
+    let msg = server.fails(
+        "ResourceNotFoundException",
+        &[
+            "test-authorization",
+            "--principal",
+            &cert_arn,
+            "--auth-infos",
+            &one,
+            "--policy-names-to-add",
+            "no-such-policy",
+        ],
+    );
+    assert!(msg.contains("no-such-policy"), "{msg}");
+}
+
+#[test]
+fn test_authorization_on_sqlite() {
+    test_authorization_flow(&Server::start(Backend::Sqlite));
+}
+
+#[test]
+fn test_authorization_on_postgres() {
+    test_authorization_flow(&Server::start(Backend::Postgres));
+}
+
 #[test]
 fn pagination_walks_pages_of_one() {
     let server = Server::start(Backend::Sqlite);

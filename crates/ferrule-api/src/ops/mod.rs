@@ -8,6 +8,7 @@ mod cas;
 mod certs;
 mod misc;
 mod policies;
+mod test_authorization;
 mod things;
 
 use std::str::FromStr;
@@ -113,6 +114,10 @@ pub fn router(state: ApiState) -> Router {
             post(policies::list_targets_for_policy),
         )
         .route("/policy-principals", get(policies::list_policy_principals))
+        .route(
+            "/test-authorization",
+            post(test_authorization::test_authorization),
+        )
         // Things.
         .route("/things", get(things::list_things))
         .route(

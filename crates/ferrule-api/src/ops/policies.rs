@@ -24,7 +24,7 @@ fn policy_name(call: &Call) -> Result<&str, ApiError> {
     Ok(name)
 }
 
-fn check_policy_name(name: &str) -> Result<(), ApiError> {
+pub(super) fn check_policy_name(name: &str) -> Result<(), ApiError> {
     check_name(
         "policyName",
         name,

@@ -401,3 +401,212 @@ async fn describe_endpoint_returns_the_mqtt_host() {
         assert_eq!(r.body, json!({ "endpointAddress": "localhost" }));
     }
 }
+
+const ACCOUNT_ARN: &str = "arn:aws:iot:us-east-1:123456789012";
+
+/// Registers an ACTIVE certificate with subject `CN=cn` (no CA); returns its id and ARN.
+async fn register_device(h: &Harness, cn: &str) -> (String, String) {
+    let ca = ferrule_pki::TestCa::new("router-test-ca").unwrap();
+    let (pem, _key) = ca.issue_client(cn).unwrap();
+    let r = h
+        .send(
+            "POST",
+            "/certificate/register-no-ca",
+            &json!({ "certificatePem": pem, "status": "ACTIVE" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    (
+        r.body["certificateId"].as_str().unwrap().to_owned(),
+        r.body["certificateArn"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn test_authorization(h: &Harness, query: &str, body: Value) -> Reply {
+    h.send(
+        "POST",
+        &format!("/test-authorization{query}"),
+        &body.to_string(),
+    )
+    .await
+}
+
+fn decisions(r: &Reply) -> Vec<&str> {
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["authResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["authDecision"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn test_authorization_refuses_malformed_requests() {
+    let h = harness().await;
+    let (id, arn) = register_device(&h, "dev").await;
+    let publish =
+        json!([{ "actionType": "PUBLISH", "resources": [format!("{ACCOUNT_ARN}:topic/a")] }]);
+    let cases = [
+        (json!({ "principal": arn }), "authInfos"),
+        (json!({ "principal": arn, "authInfos": [] }), "authInfos"),
+        (
+            json!({ "principal": arn, "authInfos": vec![publish[0].clone(); 11] }),
+            "authInfos",
+        ),
+        (
+            json!({ "principal": arn, "authInfos": [{ "resources": ["x"] }] }),
+            "authInfos[0].actionType",
+        ),
+        (
+            json!({ "principal": arn, "authInfos": [{ "actionType": "RETAIN", "resources": ["x"] }] }),
+            "authInfos[0].actionType",
+        ),
+        (
+            json!({ "principal": arn, "authInfos": [{ "actionType": "PUBLISH", "resources": [] }] }),
+            "authInfos[0].resources",
+        ),
+        (json!({ "authInfos": publish }), "principal"),
+        (
+            json!({ "principal": "us-east-1:some-cognito-id", "authInfos": publish }),
+            "principal",
+        ),
+        (
+            json!({ "principal": format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"), "authInfos": publish }),
+            "principal",
+        ),
+        (
+            json!({ "principal": format!("{ACCOUNT_ARN}:thing/t"), "authInfos": publish }),
+            "principal",
+        ),
+        (
+            json!({ "principal": arn, "authInfos": publish, "cognitoIdentityPoolId": "pool" }),
+            "cognitoIdentityPoolId",
+        ),
+        (
+            json!({ "principal": arn, "authInfos": publish, "policyNamesToSkip": ["no spaces"] }),
+            "policyName",
+        ),
+    ];
+    for (body, member) in cases {
+        let r = test_authorization(&h, "", body.clone()).await;
+        assert_error(&r, 400, "InvalidRequestException");
+        assert!(
+            r.body["message"].as_str().unwrap().contains(member),
+            "{body}: {:?}",
+            r.body
+        );
+    }
+
+    // Unknown certificates and policies to add are not found.
+    let unknown = format!("{ACCOUNT_ARN}:cert/{}", "d".repeat(64));
+    let r = test_authorization(
+        &h,
+        "",
+        json!({ "principal": unknown, "authInfos": publish }),
+    )
+    .await;
+    assert_error(&r, 404, "ResourceNotFoundException");
+    let r = test_authorization(
+        &h,
+        "",
+        json!({ "principal": arn, "authInfos": publish, "policyNamesToAdd": ["ghost"] }),
+    )
+    .await;
+    assert_error(&r, 404, "ResourceNotFoundException");
+    assert!(r.body["message"].as_str().unwrap().contains("ghost"));
+    // Skipping a policy that does not exist changes nothing.
+    let r = test_authorization(
+        &h,
+        "",
+        json!({ "principal": arn, "authInfos": publish, "policyNamesToSkip": ["ghost"] }),
+    )
+    .await;
+    assert_eq!(decisions(&r), ["IMPLICIT_DENY"]);
+}
+
+/// The context through HTTP: `?clientId=`, the certificate's CN, and the thing variables of a
+/// thing attached to the certificate.
+#[tokio::test]
+async fn test_authorization_uses_client_certificate_and_thing_variables() {
+    let h = harness().await;
+    let (id, arn) = register_device(&h, "dev-cn").await;
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Publish",
+         "Resource": format!("{ACCOUNT_ARN}:topic/${{iot:Connection.Thing.Attributes[room]}}/${{iot:Certificate.Subject.CommonName}}")},
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": format!("{ACCOUNT_ARN}:client/*"),
+         "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
+    ]});
+    let r = h
+        .send(
+            "POST",
+            "/policies/things",
+            &json!({ "policyDocument": doc.to_string() }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h
+        .send(
+            "PUT",
+            "/target-policies/things",
+            &json!({ "target": arn }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h
+        .send(
+            "POST",
+            "/things/sensor-1",
+            r#"{"attributePayload":{"attributes":{"room":"kitchen"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h
+        .send_as(
+            "PUT",
+            "/things/sensor-1/principals",
+            "",
+            &[("x-amzn-principal", &arn)],
+            Some(SECRET),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h.send("POST", "/things/lonely", "{}").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    let infos = |client: &str| {
+        json!([
+            { "actionType": "PUBLISH", "resources": [format!("{ACCOUNT_ARN}:topic/kitchen/dev-cn")] },
+            { "actionType": "CONNECT", "resources": [format!("{ACCOUNT_ARN}:client/{client}")] },
+        ])
+    };
+    // The principal by ARN or by id alike.
+    for principal in [arn.as_str(), id.as_str()] {
+        let r = test_authorization(
+            &h,
+            "?clientId=sensor-1",
+            json!({ "principal": principal, "authInfos": infos("sensor-1") }),
+        )
+        .await;
+        assert_eq!(decisions(&r), ["ALLOWED", "ALLOWED"], "{principal}");
+        assert_eq!(
+            r.body["authResults"][0]["allowed"]["policies"],
+            json!([{ "policyName": "things", "policyArn": format!("{ACCOUNT_ARN}:policy/things") }])
+        );
+        assert_eq!(r.body["authResults"][1]["authInfo"], infos("sensor-1")[1]);
+    }
+    // A thing that exists but is not attached, and no client id at all: no thing variables.
+    for query in ["?clientId=lonely", ""] {
+        let r = test_authorization(
+            &h,
+            query,
+            json!({ "principal": arn, "authInfos": infos("lonely") }),
+        )
+        .await;
+        assert_eq!(decisions(&r), ["IMPLICIT_DENY", "IMPLICIT_DENY"], "{query}");
+        assert_eq!(
+            r.body["authResults"][0]["denied"]["implicitDeny"]["policies"][0]["policyName"],
+            "things"
+        );
+    }
+}

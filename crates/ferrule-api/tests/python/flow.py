@@ -274,6 +274,19 @@ def policies(certs):
     eq(len(iot.list_principal_policies(principal=target)["policies"]), 2, "principal policies")
     eq(iot.list_targets_for_policy(policyName="fleet")["targets"], [target], "targets")
     eq(iot.list_policy_principals(policyName="second")["principals"], [target], "principals")
+    infos = [{"actionType": "PUBLISH", "resources": [f"{ARN}:topic/a/b"]},
+             {"actionType": "CONNECT", "resources": [f"{ARN}:client/c1"]}]
+    results = iot.test_authorization(principal=target, authInfos=infos, clientId="c1")["authResults"]
+    eq([(r["authInfo"], r["authDecision"]) for r in results], list(zip(infos, ["ALLOWED", "IMPLICIT_DENY"])),
+       "test authorization")
+    eq([p["policyName"] for p in results[0]["allowed"]["policies"]], ["fleet", "second"], "allowing policies")
+    eq([p["policyArn"] for p in results[1]["denied"]["implicitDeny"]["policies"]],
+       [f"{ARN}:policy/fleet", f"{ARN}:policy/second"], "implicitly denying policies")
+    results = iot.test_authorization(principal=target, authInfos=infos[:1], policyNamesToSkip=["fleet", "second"])
+    eq(results["authResults"][0]["authDecision"], "IMPLICIT_DENY", "all policies skipped")
+    fails(X.ResourceNotFoundException, 404, iot.test_authorization, principal=f"{ARN}:cert/{'e' * 64}",
+          authInfos=infos)
+    fails(X.InvalidRequestException, 400, iot.test_authorization, principal="us-east-1:cognito-id", authInfos=infos)
     fails(X.ResourceNotFoundException, 404, iot.attach_policy, policyName="fleet", target=f"{ARN}:cert/{'e' * 64}")
     fails(X.ResourceNotFoundException, 404, iot.attach_policy, policyName="nope", target=target)
     fails(X.DeleteConflictException, 409, iot.delete_policy, policyName="second")
