@@ -152,22 +152,22 @@ pub(crate) fn authorize(
 
 /// The policy context of a certificate principal connecting with `client_id`.
 ///
-/// `iot:ClientId` is the client id, when given. The certificate variables are those Ferrule
-/// knows of the certificate (`iot:Certificate.Subject.CommonName`). The thing variables are
+/// `iot:ClientId` is the client id, when given. `certificate` holds the certificate's policy
+/// variables ([`ferrule_pki::ParsedCertificate::policy_variables`]). The thing variables are
 /// set only when `thing` is attached to the principal (the caller's business) and its name is
 /// the client id, AWS's rule; `iot:Connection.Thing.IsAttached` is `"true"` then and `"false"`
 /// otherwise.
 pub(crate) fn principal_context(
     client_id: Option<&str>,
-    common_name: Option<&str>,
+    certificate: &[(String, Vec<String>)],
     thing: Option<&ThingRecord>,
 ) -> Context {
     let mut ctx = Context::default();
     if let Some(id) = client_id {
         ctx.set("iot:ClientId", id);
     }
-    if let Some(cn) = common_name {
-        ctx.set_certificate_attribute("iot:Certificate.Subject.CommonName", &[cn.to_owned()]);
+    for (name, values) in certificate {
+        ctx.set_certificate_attribute(name, values);
     }
     let thing = thing.filter(|t| client_id == Some(t.name.as_str()));
     match thing {
@@ -397,7 +397,14 @@ mod tests {
     #[test]
     fn context_has_client_certificate_and_thing_variables() {
         let t = thing("sensor-1");
-        let ctx = principal_context(Some("sensor-1"), Some("device-cn"), Some(&t));
+        let ctx = principal_context(
+            Some("sensor-1"),
+            &[(
+                "iot:Certificate.Subject.CommonName".to_owned(),
+                vec!["device-cn".to_owned()],
+            )],
+            Some(&t),
+        );
         assert_eq!(ctx.first("iot:ClientId"), Some("sensor-1"));
         assert_eq!(
             ctx.first("iot:Certificate.Subject.CommonName"),
@@ -439,13 +446,13 @@ mod tests {
     fn thing_variables_need_the_client_id_to_be_the_thing_name() {
         let t = thing("sensor-1");
         for client in [Some("other"), None] {
-            let ctx = principal_context(client, None, Some(&t));
+            let ctx = principal_context(client, &[], Some(&t));
             assert_eq!(ctx.first("iot:Connection.Thing.ThingName"), None);
             assert_eq!(ctx.first("iot:Connection.Thing.Attributes[room]"), None);
             assert_eq!(ctx.first("iot:Connection.Thing.IsAttached"), Some("false"));
             assert_eq!(ctx.first("iot:Certificate.Subject.CommonName"), None);
         }
-        let ctx = principal_context(Some("sensor-1"), None, None);
+        let ctx = principal_context(Some("sensor-1"), &[], None);
         assert_eq!(ctx.first("iot:Connection.Thing.IsAttached"), Some("false"));
         assert_eq!(ctx.first("iot:ClientId"), Some("sensor-1"));
     }

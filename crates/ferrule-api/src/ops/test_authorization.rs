@@ -226,7 +226,7 @@ pub(super) async fn test_authorization(State(st): State<ApiState>, call: Call) -
         Some(c) => attached_thing(&st, &arn, c).await?,
         None => None,
     };
-    let ctx = principal_context(client_id, parsed.common_name.as_deref(), thing.as_ref());
+    let ctx = principal_context(client_id, &parsed.policy_variables(), thing.as_ref());
 
     let results: Vec<Value> = infos
         .iter()

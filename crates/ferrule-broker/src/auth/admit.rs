@@ -365,11 +365,9 @@ fn base_context(info: &ConnInfo, client_id: &str, connect: &Connect) -> Context 
     }
     ctx.set_multi("iot:ConnectAttributes", attributes);
     if let Some(identity) = &info.identity {
-        let cert = &identity.certificate;
-        if let Some(cn) = &cert.common_name {
-            ctx.set_certificate_attribute("iot:Certificate.Subject.CommonName", &[cn.clone()]);
+        for (name, values) in identity.certificate.policy_variables() {
+            ctx.set_certificate_attribute(&name, &values);
         }
-        ctx.set("iot:Certificate.SerialNumber", cert.serial_hex.clone());
     }
     ctx
 }
