@@ -4,9 +4,9 @@
 //! issued by a CA registered in the [`Registry`] (or was itself registered without a CA), so
 //! that the handshake may complete. The status checks that follow AWS's decision table
 //! (ACTIVE, PENDING_ACTIVATION, unknown → just-in-time registration, ...) are *not* made here:
-//! they need the database and run after the handshake, in async code, starting from
-//! [`RegistryClientVerifier::identify`] (or [`TrustStore::identify`]) on the peer's first
-//! certificate.
+//! they need the database and run after the handshake, once CONNECT has arrived, in the
+//! broker's `auth` module, starting from the [`ClientIdentity`] the verifier recorded for the
+//! connection ([`with_handshake_slot`]).
 //!
 //! Pieces:
 //! - [`TrustStore`]: an atomically swapped ([`ArcSwap`]) in-memory snapshot of every

@@ -1,9 +1,12 @@
-//! Ferrule's MQTT broker: listeners (TCP, TLS, WebSocket), sessions, routing, retained and
-//! offline messages, wills, and write-behind persistence.
+//! Ferrule's MQTT broker: listeners (TCP, TLS, WebSocket), device identity against the
+//! registry (mutual TLS, just-in-time registration, IoT policies, live revocation), lifecycle
+//! and rejection events, sessions, routing, retained and offline messages, wills, and
+//! write-behind persistence.
 //!
-//! Depends on the pure `ferrule-mqtt` codec and on `ferrule-store` for persistence; it owns
-//! every socket and task. Order of calls: [`Broker::start`] (loads persisted state), then
-//! [`Broker::listen`] once per listener, then [`Broker::shutdown`] to stop accepting,
+//! Depends on the pure crates (`ferrule-mqtt`, `ferrule-policy`, `ferrule-pki`) and on
+//! `ferrule-store` for the registry and persistence; it owns every socket and task. Order of
+//! calls: [`Broker::start`] (loads persisted state), then optionally [`Broker::enable_auth`],
+//! then [`Broker::listen`] once per listener, then [`Broker::shutdown`] to stop accepting,
 //! disconnect clients with reason 0x8B and flush sessions to the store.
 
 mod auth;
