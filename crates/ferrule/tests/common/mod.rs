@@ -1,19 +1,32 @@
 //! Shared fixtures for the `ferrule` binary's integration tests: a [`Server`] that runs the real
 //! binary on port-0 listeners in a temporary data dir, bounded process helpers ([`run`], [`Bg`]),
-//! and thin wrappers around the real `mosquitto_pub` / `mosquitto_sub` clients.
+//! thin wrappers around the real `mosquitto_pub` / `mosquitto_sub` clients, the real `aws` CLI
+//! against the control plane ([`Server::aws`]), certificates made with `openssl` ([`Pki`]), a
+//! small Rust MQTT client for exact reason codes ([`Conn`]) and the admin event subscriber
+//! ([`Events`]).
+//!
+//! The `mqtts` listener requires a registered device certificate: the mosquitto and paho helpers
+//! present the server's default device ([`Server::default_device`], registered ACTIVE under a
+//! fixture CA with an allow-all policy, made on first use).
 //!
 //! Every wait is bounded and every process started here is killed when its guard drops. When a
 //! test fails, the server's stderr is printed so the failure can be read next to the broker's log.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod aws;
+mod events;
 mod http;
 mod mosquitto;
+mod mqtt;
 mod paho;
+mod pki;
 mod process;
 
 #[allow(unused_imports)] // each test binary uses a different subset
-pub(crate) use self::{http::*, mosquitto::*, paho::*, process::*};
+pub(crate) use self::{
+    aws::*, events::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*, process::*,
+};
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -21,6 +34,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -88,6 +102,10 @@ pub(crate) struct Server {
     args: Vec<OsString>,
     listeners: Listeners,
     starts: u32,
+    /// The aws CLI runner and credentials file ([`Server::aws`]).
+    aws: Arc<AwsShared>,
+    /// The fixture CA, policy and default device ([`provision_device`]), made on first use.
+    fixture: OnceLock<Fixture>,
 }
 
 /// The flags that put every listener on a free port.
@@ -123,6 +141,7 @@ impl Server {
             .expect("creating a temp dir");
         let data_dir = root.path().join("data");
         let log_path = root.path().join("ferrule.stderr.log");
+        let aws = Arc::new(AwsShared::new(&data_dir));
         let mut server = Server {
             child: None,
             root,
@@ -131,6 +150,8 @@ impl Server {
             args,
             listeners: Listeners::default(),
             starts: 0,
+            aws,
+            fixture: OnceLock::new(),
         };
         server.spawn();
         server
@@ -194,6 +215,31 @@ impl Server {
     /// The data dir (kept across [`Server::restart`]).
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// What [`Server::aws`] shares between handles.
+    pub(crate) fn aws_shared(&self) -> &Arc<AwsShared> {
+        &self.aws
+    }
+
+    /// The fixture CA (registered ACTIVE, auto-registration off), the allow-all policy and the
+    /// default device, made through the aws CLI on first use.
+    pub(crate) fn fixture(&self) -> &Fixture {
+        self.fixture
+            .get_or_init(|| Fixture::create(self, &self.root.path().join("fixture-pki")))
+    }
+
+    /// The device certificate the mosquitto and paho helpers present on TLS listeners:
+    /// registered ACTIVE with the allow-all policy attached.
+    pub(crate) fn default_device(&self) -> &Cert {
+        &self.fixture().default_device
+    }
+
+    /// A scratch directory that lives as long as the server.
+    pub(crate) fn scratch(&self) -> PathBuf {
+        let dir = self.root.path().join("scratch");
+        std::fs::create_dir_all(&dir).expect("creating the scratch dir");
+        dir
     }
 
     /// The development CA clients must trust.
@@ -326,6 +372,25 @@ impl Server {
             "ferrule serve exited with {status} after SIGTERM\n{}",
             self.log_dump()
         );
+        self.spawn();
+    }
+
+    /// Stops the server (asserting a clean exit) and starts it again with `extra` flags added.
+    pub(crate) fn restart_adding_args(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(OsString::from));
+        self.restart();
+    }
+
+    /// Stops the server (asserting a clean exit), lets `between` change the stopped server's
+    /// data dir, and starts it again. The listeners get new ports.
+    pub(crate) fn restart_with(&mut self, between: impl FnOnce(&Path)) {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "ferrule serve exited with {status} after SIGTERM\n{}",
+            self.log_dump()
+        );
+        between(&self.data_dir);
         self.spawn();
     }
 }

@@ -4,12 +4,13 @@ use std::ffi::OsString;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{Bg, CLIENT_TIMEOUT, Server, require_program, run, run_ok};
+use super::{Bg, CLIENT_TIMEOUT, Cert, Server, require_program, run, run_ok};
 
 /// How a mosquitto client reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Net {
-    /// `mqtts` listener, `--cafile server-ca.pem -h localhost`.
+    /// `mqtts` listener, `--cafile server-ca.pem -h localhost`, presenting the server's default
+    /// device certificate (`--cert --key`).
     Tls,
     /// `mqtt` listener, `-h 127.0.0.1`.
     Tcp,
@@ -38,30 +39,59 @@ impl Mqtt {
     }
 }
 
-/// `-h`, `-p`, `-V` and the TLS flags for a mosquitto client.
+/// `-h`, `-p`, `-V` and the TLS flags for a mosquitto client. [`Net::Tls`] presents the
+/// server's default device certificate.
 pub(crate) fn mosq_conn_args(server: &Server, net: Net, v: Mqtt) -> Vec<OsString> {
-    let mut a: Vec<OsString> = Vec::new();
     match net {
-        Net::Tls => {
-            a.extend([
-                "-h".into(),
-                "localhost".into(),
-                "-p".into(),
-                server.mqtts().port().to_string().into(),
-            ]);
-            a.extend([OsString::from("--cafile"), server.ca().into_os_string()]);
-        }
-        Net::Tcp => {
-            a.extend([
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                server.mqtt().port().to_string().into(),
-            ]);
-        }
+        Net::Tls => mosq_tls_args(server, Some(server.default_device()), v),
+        Net::Tcp => vec![
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            server.mqtt().port().to_string().into(),
+            "-V".into(),
+            v.flag().into(),
+        ],
+    }
+}
+
+/// `-h localhost -p MQTTS --cafile server-ca.pem [--cert C --key K] -V v`: a mosquitto client
+/// on the `mqtts` listener presenting `cert` (its file may hold a chain), or no certificate.
+pub(crate) fn mosq_tls_args(server: &Server, cert: Option<&Cert>, v: Mqtt) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        "-h".into(),
+        "localhost".into(),
+        "-p".into(),
+        server.mqtts().port().to_string().into(),
+        "--cafile".into(),
+        server.ca().into_os_string(),
+    ];
+    if let Some(c) = cert {
+        a.extend([
+            OsString::from("--cert"),
+            c.cert.clone().into_os_string(),
+            OsString::from("--key"),
+            c.key.clone().into_os_string(),
+        ]);
     }
     a.extend(["-V".into(), v.flag().into()]);
     a
+}
+
+/// `mosquitto_pub` on the `mqtts` listener with `cert` (or none), publishing `payload` to
+/// `topic` at QoS 1; returns its output whatever happened.
+pub(crate) fn mosquitto_pub_as(
+    server: &Server,
+    cert: Option<&Cert>,
+    v: Mqtt,
+    topic: &str,
+    payload: &str,
+    timeout: Duration,
+) -> Output {
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args(mosq_tls_args(server, cert, v))
+        .args(["-t", topic, "-m", payload, "-q", "1"]);
+    run(&mut cmd, timeout)
 }
 
 /// `mosquitto_sub` with stdout line-buffered (it block-buffers into a pipe, which would hold

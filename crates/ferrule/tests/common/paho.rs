@@ -32,12 +32,20 @@ pub(crate) fn require_paho() {
     );
 }
 
-/// `python3 paho_interop.py --ca … --mqtt … --mqtts … --ws … --wss …` (the enabled listeners).
+/// `python3 paho_interop.py --ca … --cert … --key … --mqtt … --mqtts … --ws … --wss …` (the
+/// enabled listeners). TLS clients present the server's default device certificate.
 pub(crate) fn paho_cmd(server: &Server) -> Command {
     require_paho();
     let mut cmd = Command::new("python3");
     cmd.arg(paho_script()).arg("--ca").arg(server.ca());
     let l = server.listeners();
+    if l.mqtts.is_some() || l.wss.is_some() {
+        let device = server.default_device();
+        cmd.arg("--cert")
+            .arg(&device.cert)
+            .arg("--key")
+            .arg(&device.key);
+    }
     for (flag, addr) in [
         ("--mqtt", l.mqtt),
         ("--mqtts", l.mqtts),

@@ -3,12 +3,13 @@
 
 Run by crates/ferrule/tests/paho.rs, which starts the server and passes its addresses:
 
-    paho_interop.py --ca DATA_DIR/server-ca.pem --mqtt 127.0.0.1:P --mqtts 127.0.0.1:P \
-        --ws 127.0.0.1:P --wss 127.0.0.1:P CHECK [CHECK ...]
+    paho_interop.py --ca DATA_DIR/server-ca.pem [--cert DEVICE.pem --key DEVICE.key] \
+        --mqtt 127.0.0.1:P --mqtts 127.0.0.1:P --ws 127.0.0.1:P --wss 127.0.0.1:P CHECK [CHECK ...]
 
 A CHECK is SCENARIO:VERSION:TRANSPORT[:ARG...], VERSION is 311 or 5 and TRANSPORT is tcp, tls,
-ws or wss. TLS transports connect to "localhost" and verify the server against --ca; WebSocket
-ones use the path "/". Each check prints "PASS <check>" or "FAIL <check>: <why>" (plus detail
+ws or wss. TLS transports connect to "localhost", verify the server against --ca and present the
+device certificate --cert/--key (the mqtts listener requires a registered one); WebSocket ones
+use the path "/". Each check prints "PASS <check>" or "FAIL <check>: <why>" (plus detail
 lines starting with two spaces). Exit status: 0 all passed, 1 some failed, 2 bad usage,
 3 paho-mqtt 2.x is not installed.
 
@@ -67,6 +68,8 @@ SERVER_SHUTTING_DOWN = 0x8B
 
 ADDRS = {}
 CA = None
+CERT = None
+KEY = None
 _ids = itertools.count()
 
 
@@ -113,7 +116,7 @@ class Peer:
         if transport in ("ws", "wss"):
             c.ws_set_options(path="/")
         if transport in ("tls", "wss"):
-            c.tls_set(ca_certs=CA)
+            c.tls_set(ca_certs=CA, certfile=CERT, keyfile=KEY)
         self.connack = queue.Queue()
         self.messages = queue.Queue()
         self.subacks = {}
@@ -522,14 +525,17 @@ def shutdown_wait(checks):
 
 
 def main():
-    global CA
+    global CA, CERT, KEY
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ca", required=True)
+    ap.add_argument("--cert", help="device certificate (PEM) TLS clients present")
+    ap.add_argument("--key", help="its private key (PEM)")
     for k in ("mqtt", "mqtts", "ws", "wss"):
         ap.add_argument(f"--{k}")
     ap.add_argument("checks", nargs="+")
     a = ap.parse_args()
     CA = a.ca
+    CERT, KEY = a.cert, a.key
     for k in ("mqtt", "mqtts", "ws", "wss"):
         if getattr(a, k):
             ADDRS[k] = split_addr(getattr(a, k))
