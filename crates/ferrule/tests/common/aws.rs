@@ -306,17 +306,37 @@ impl Aws {
 
     /// `list-certificates-by-ca --ca-certificate-id ID --page-size N`: the CLI follows
     /// `nextMarker` page by page and merges the pages.
+    /// Every certificate under a CA, following `nextMarker` page by page. (The CLI does not do
+    /// it for us: IoT's own `pageSize` parameter is the CLI's `--page-size` too, which makes the
+    /// CLI turn its automatic pagination off.)
     pub(crate) fn list_certificates_by_ca(&self, ca_id: &str, page_size: u32) -> Vec<Value> {
         let size = page_size.to_string();
-        array_of(
-            &self.ok(&[
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut args = vec![
                 "list-certificates-by-ca",
                 "--ca-certificate-id",
                 ca_id,
                 "--page-size",
                 &size,
-            ])["certificates"],
-        )
+            ];
+            if let Some(m) = &marker {
+                args.extend(["--marker", m.as_str()]);
+            }
+            let page = self.ok(&args);
+            let items = array_of(&page["certificates"]);
+            assert!(
+                items.len() <= page_size as usize,
+                "a page of {} for --page-size {page_size}",
+                items.len()
+            );
+            all.extend(items);
+            match page["nextMarker"].as_str() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+                _ => return all,
+            }
+        }
     }
 }
 
