@@ -444,6 +444,18 @@ fn every_refusal_has_its_reason_event_counter_and_log_line() {
             nothing_registered: None,
         },
         Case {
+            // A registered ACTIVE certificate, presented by a client without its private key:
+            // the certificate passes, the handshake's CertificateVerify does not.
+            reason: "handshake_signature_invalid",
+            stage: Stage::Handshake,
+            identity: Some(Identity::with_key(&unauthorized, &revoked.key)),
+            mosquitto: None,
+            certificate_id: id(&unauthorized),
+            ca_id: Want::Is(main_id.clone()),
+            info: Some(unauthorized.info()),
+            nothing_registered: None,
+        },
+        Case {
             reason: "ca_inactive",
             stage: Stage::Connack,
             identity: Some(Identity::of(&under_inactive)),
@@ -562,7 +574,7 @@ fn every_refusal_has_its_reason_event_counter_and_log_line() {
             );
         }
     }
-    assert_eq!(reasons.len(), 16);
+    assert_eq!(reasons.len(), 17);
 
     // Nothing the refused clients sent was routed.
     let seen = events.all_seen(Duration::from_millis(300));

@@ -1,7 +1,8 @@
 //! The real `aws iot` CLI against a [`Server`]'s control plane, with the admin credentials the
 //! server generated into `DATA_DIR/credentials` (the `[default]` profile). Commands run through
 //! the CLI's own entry point in one long-lived Python process per server
-//! (`tests/python/aws_cli_runner.py`), so a test pays the CLI's start-up once, not per command.
+//! (`crates/ferrule-api/tests/python/aws_cli_runner.py`), so a test pays the CLI's start-up
+//! once, not per command.
 //!
 //! Also: the registry steps tests repeat (CA registration with proof of possession, policies,
 //! certificate status) and [`provision_device`], a registered ACTIVE device certificate with
@@ -393,7 +394,8 @@ pub(crate) fn provision_device(server: &Server, name: &str) -> Cert {
     new_device(server, &fixture.pki, &fixture.ca, name)
 }
 
-/// tests/python/aws_cli_runner.py: aws CLI commands one after the other in one Python process.
+/// ferrule-api's tests/python/aws_cli_runner.py: aws CLI commands one after the other in one
+/// Python process.
 struct CliRunner {
     child: Child,
     stdin: ChildStdin,
@@ -403,10 +405,9 @@ struct CliRunner {
 impl CliRunner {
     fn start(credentials: &Path) -> CliRunner {
         super::require_program("python3", "python3");
+        // The control plane's tests own the runner; the workspace always has both crates.
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("python")
-            .join("aws_cli_runner.py");
+            .join("../ferrule-api/tests/python/aws_cli_runner.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script)
             .stdin(Stdio::piped())

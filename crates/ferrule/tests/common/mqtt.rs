@@ -54,6 +54,15 @@ impl Identity {
         }
     }
 
+    /// `cert`'s certificates with another key: the client cannot prove it holds the
+    /// certificate's key.
+    pub(crate) fn with_key(cert: &Cert, key: &Path) -> Identity {
+        Identity {
+            key: key.to_owned(),
+            ..Identity::of(cert)
+        }
+    }
+
     /// `der` as the certificate, whatever it is, with the key in `key`.
     pub(crate) fn raw(der: Vec<u8>, key: &Path) -> Identity {
         Identity {
