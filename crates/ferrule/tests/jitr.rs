@@ -382,3 +382,42 @@ fn hold_mode_refuses_as_not_authorised_when_the_hold_runs_out() {
     assert_eq!(rejected["clientId"], client_id, "{rejected}");
     assert_described(&aws, &b, &ca_id, "PENDING_ACTIVATION");
 }
+
+/// A device that gives up while held frees its hold at once: no CONNACK is owed, nothing is
+/// refused, and it never counts as connected.
+#[test]
+fn hold_mode_lets_go_of_a_client_that_leaves() {
+    let server = server_with(&["--jitr-mode", "hold", "--jitr-hold-ms", "30000"]);
+    let aws = server.aws();
+    let pki = Pki::new();
+    let (ca, ca_id) = jitr_ca(&aws, &pki, "leaving-ca", KeyAlg::EcP256);
+    let mut events = Events::start(&server);
+
+    let device = pki.device("leaving", &ca, KeyAlg::EcP256);
+    let client_id = unique("leaving");
+    let mut conn = Conn::tls(server.mqtts(), &Tls::device(&server, &device)).unwrap();
+    conn.send(&ferrule_mqtt::Packet::Connect(ferrule_mqtt::Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.clone(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Default::default(),
+    }))
+    .unwrap();
+    // Registered, and now held.
+    registered_event(&mut events, &ca_id, &device.id(), CLIENT_TIMEOUT);
+    drop(conn);
+    // Well before the 30 s hold would have run out.
+    server.wait_for_log("left while its connection was held", Duration::from_secs(5));
+    let seen = events.all_seen(Duration::from_millis(300));
+    assert!(
+        seen.iter()
+            .all(|e| !e.topic.ends_with(&format!("/{client_id}"))
+                && e.body["clientId"] != client_id.as_str()),
+        "events for a client that left while held: {seen:?}"
+    );
+    assert_described(&aws, &device, &ca_id, "PENDING_ACTIVATION");
+}

@@ -12,6 +12,7 @@ use ferrule_store::{
     RegistryError,
 };
 use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Auth, Grant, PolicySet, Principal, is_certificate_arn};
@@ -40,6 +41,9 @@ pub(crate) struct Rejection {
     pub(crate) silent: bool,
 }
 
+/// The reason of [`Rejection::client_gone`].
+pub(crate) const CLIENT_GONE: &str = "client_gone";
+
 impl Rejection {
     pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Rejection {
         Rejection {
@@ -47,6 +51,17 @@ impl Rejection {
             message: message.into(),
             code: ReasonCode::NOT_AUTHORIZED,
             silent: false,
+        }
+    }
+
+    /// The client closed its connection while it was held: nothing to answer, nothing refused.
+    fn client_gone(id: &str) -> Rejection {
+        Rejection {
+            silent: true,
+            ..Rejection::new(
+                CLIENT_GONE,
+                format!("the client of certificate {id} left while its connection was held"),
+            )
         }
     }
 
@@ -75,17 +90,19 @@ impl Rejection {
 
 impl Auth {
     /// Decides a CONNECT: the grant the connection runs under, or why it is refused.
+    /// `client_gone` turns true when the client closes its side, which ends a hold early.
     pub(crate) async fn admit(
         &self,
         broker: &BrokerInner,
         info: &ConnInfo,
         client_id: &Arc<str>,
         connect: &Connect,
+        client_gone: watch::Receiver<bool>,
     ) -> Result<Arc<Grant>, Rejection> {
         let base = base_context(info, client_id, connect);
         let grant = match &info.identity {
             Some(identity) => {
-                self.admit_certificate(broker, identity, client_id, base)
+                self.admit_certificate(broker, identity, client_id, base, client_gone)
                     .await?
             }
             None => {
@@ -121,6 +138,7 @@ impl Auth {
         identity: &ClientIdentity,
         client_id: &Arc<str>,
         base: Context,
+        mut client_gone: watch::Receiver<bool>,
     ) -> Result<Arc<Grant>, Rejection> {
         let registry = &self.settings.registry;
         let id = identity.certificate_id.as_str();
@@ -191,7 +209,11 @@ impl Auth {
             }
             let deadline =
                 *hold_until.get_or_insert_with(|| Instant::now() + self.settings.jitr_hold);
-            if !wait_for_change(&mut feed, id, deadline).await {
+            let outcome = wait_for_change(&mut feed, id, deadline, &mut client_gone).await;
+            if outcome == Wait::ClientGone {
+                return Err(Rejection::client_gone(id));
+            }
+            if outcome == Wait::TimedOut {
                 let waited = self.settings.jitr_hold.as_millis();
                 return Err(match record.status {
                     CertificateStatus::Active => Rejection::new(
@@ -384,22 +406,37 @@ fn changed_meanwhile(feed: &mut broadcast::Receiver<RegistryChange>, id: &str) -
     }
 }
 
-/// Waits until a change concerning certificate `id` arrives (true) or `deadline` passes
-/// (false).
+/// How a hold's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// A change concerning the certificate arrived: decide again.
+    Changed,
+    TimedOut,
+    ClientGone,
+}
+
+/// Waits until a change concerning certificate `id` arrives, `deadline` passes or the client
+/// leaves.
 async fn wait_for_change(
     feed: &mut broadcast::Receiver<RegistryChange>,
     id: &str,
     deadline: Instant,
-) -> bool {
+    client_gone: &mut watch::Receiver<bool>,
+) -> Wait {
     loop {
-        match tokio::time::timeout_at(deadline, feed.recv()).await {
-            Err(_) => return false,
-            Ok(Ok(change)) if concerns(&change, id) => return true,
+        let received = tokio::select! {
+            r = tokio::time::timeout_at(deadline, feed.recv()) => r,
+            // An error means the sender is gone, which only happens once the connection is.
+            _ = client_gone.wait_for(|gone| *gone) => return Wait::ClientGone,
+        };
+        match received {
+            Err(_) => return Wait::TimedOut,
+            Ok(Ok(change)) if concerns(&change, id) => return Wait::Changed,
             Ok(Ok(_)) => {}
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return Wait::Changed,
             Ok(Err(broadcast::error::RecvError::Closed)) => {
                 tokio::time::sleep_until(deadline).await;
-                return false;
+                return Wait::TimedOut;
             }
         }
     }

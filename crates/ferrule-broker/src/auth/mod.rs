@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::client_auth::TrustStore;
 
-pub(crate) use admit::Rejection;
+pub(crate) use admit::{CLIENT_GONE, Rejection};
 pub(crate) use authz::{Authz, reserved_for_publish};
 pub(crate) use watch::spawn_watcher;
 

@@ -22,7 +22,7 @@ use ferrule_mqtt::{
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::auth::{Authz, Grant, Rejection, Revoked};
+use crate::auth::{Authz, CLIENT_GONE, Grant, Rejection, Revoked};
 use crate::broker::{BrokerInner, now_ms};
 use crate::events::{self, CertFacts};
 use crate::metrics::connection_closed;
@@ -37,6 +37,9 @@ const GOODBYE: Duration = Duration::from_secs(1);
 /// slows its publishers; one that stopped reading altogether only delays them this long, and its
 /// queue then overflows (counted as dropped) until its keep-alive ends it.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Most bytes read from a client while its CONNECT is being decided; reading pauses beyond.
+const PRE_CONNACK_BUFFER: usize = 64 * 1024;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -175,9 +178,28 @@ pub(crate) async fn serve(
     let grant = match broker.auth().cloned() {
         None => None,
         Some(auth) => {
-            let admitted = tokio::select! {
-                a = auth.admit(&broker, &info, &client_id, &connect) => Some(a),
-                _ = shutdown.wait_for(|down| *down) => None,
+            // Read on while the decision is made (a held connection can wait seconds): a client
+            // that leaves ends its hold, and what it sends before CONNACK stays buffered, up to
+            // a bound, for after.
+            let (gone_tx, gone_rx) = tokio::sync::watch::channel(false);
+            let admit = auth.admit(&broker, &info, &client_id, &connect, gone_rx);
+            tokio::pin!(admit);
+            let mut reading = true;
+            let admitted = loop {
+                tokio::select! {
+                    a = &mut admit => break Some(a),
+                    _ = shutdown.wait_for(|down| *down) => break None,
+                    r = transport.read(&mut rbuf), if reading => match r {
+                        Ok(0) | Err(_) => {
+                            reading = false;
+                            let _ = gone_tx.send(true);
+                        }
+                        Ok(n) => {
+                            broker.metrics.bytes_in.increment(n as u64);
+                            reading = rbuf.len() < PRE_CONNACK_BUFFER;
+                        }
+                    },
+                }
             };
             match admitted {
                 Some(Ok(grant)) => Some(grant),
@@ -240,6 +262,11 @@ async fn refuse(
 
 /// Makes an authorization refusal visible: log, counter and rejection event.
 fn reject(broker: &BrokerInner, info: &ConnInfo, client_id: &str, rejection: &Rejection) {
+    if rejection.reason == CLIENT_GONE {
+        tracing::info!(client_id, peer = %info.peer, "{}", rejection.message);
+        connection_closed("client_gone");
+        return;
+    }
     connection_closed("connect_refused");
     let facts = info
         .identity
