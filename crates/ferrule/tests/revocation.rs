@@ -126,3 +126,36 @@ fn detaching_the_only_policy_disconnects_the_device_within_a_second() {
     aws.attach_policy("OnlyPolicy", &device.id());
     connect_device(&server, &device, V5, "policy-holder").disconnect();
 }
+
+/// A CA set INACTIVE stops new registrations under it but, as on AWS, does not cut off the
+/// devices it already vouched for: a connected device stays connected and can reconnect.
+#[test]
+fn deactivating_a_ca_keeps_its_registered_devices_connected() {
+    let server = Server::start();
+    let aws = server.aws();
+    let device = provision_device(&server, "under-a-ca-going-inactive");
+    let ca_id = server.fixture().ca_id.clone();
+    let mut conn = connect_device(&server, &device, V5, "stays");
+
+    aws.ok(&[
+        "update-ca-certificate",
+        "--certificate-id",
+        &ca_id,
+        "--new-status",
+        "INACTIVE",
+    ]);
+    assert!(
+        conn.still_open_after(Duration::from_millis(1500)),
+        "a device was cut off when its CA went INACTIVE"
+    );
+    let publish = conn
+        .publish("ca/inactive", b"still here", 1, false)
+        .unwrap();
+    assert!(
+        publish.as_ref().is_some_and(|ack| !ack.reason.is_error()),
+        "publish after the CA went INACTIVE: {publish:?}"
+    );
+    conn.disconnect();
+    let again = connect_device(&server, &device, V311, "comes-back");
+    again.disconnect();
+}
