@@ -19,6 +19,8 @@ pub(crate) enum Resource {
     Policy(String),
     /// `thing/{name}`
     Thing(String),
+    /// `rule/{name}`
+    Rule(String),
 }
 
 impl Arns {
@@ -60,8 +62,12 @@ impl Arns {
         self.arn("thing", name)
     }
 
+    pub(crate) fn rule(&self, name: &str) -> String {
+        self.arn("rule", name)
+    }
+
     /// The resource `arn` names if it is an IoT ARN of this region and account for a
-    /// certificate, CA certificate, policy or thing; `None` for anything else.
+    /// certificate, CA certificate, policy, thing or topic rule; `None` for anything else.
     pub(crate) fn parse(&self, arn: &str) -> Option<Resource> {
         let rest = arn.strip_prefix("arn:")?;
         let mut parts = rest.splitn(5, ':');
@@ -89,6 +95,7 @@ impl Arns {
             "cacert" => Resource::CaCertificate(id),
             "policy" => Resource::Policy(id),
             "thing" => Resource::Thing(id),
+            "rule" => Resource::Rule(id),
             _ => return None,
         })
     }
@@ -114,7 +121,12 @@ mod tests {
             Some(Resource::Thing("t:x".into()))
         );
         assert_eq!(a.parse("arn:aws:iot:eu-west-1:123456789012:cert/ab"), None);
-        assert_eq!(a.parse("arn:aws:iot:us-east-1:123456789012:rule/r"), None);
+        assert_eq!(a.parse(&a.rule("r_1")), Some(Resource::Rule("r_1".into())));
+        assert_eq!(a.rule("r"), "arn:aws:iot:us-east-1:123456789012:rule/r");
+        assert_eq!(
+            a.parse("arn:aws:iot:us-east-1:123456789012:rolealias/r"),
+            None
+        );
         assert_eq!(a.parse("us-east-1:0000-1111"), None);
         assert_eq!(
             Arns::new("cn-north-1", "1").policy("p"),

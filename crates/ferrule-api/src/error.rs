@@ -57,6 +57,14 @@ pub enum ApiError {
     /// The policy document is malformed (400).
     #[error("{0}")]
     MalformedPolicy(String),
+    /// A topic rule's SQL statement cannot be parsed (400); the message names the position.
+    #[error("{0}")]
+    SqlParse(String),
+    /// Not allowed (401). AWS also answers this, not `ResourceNotFoundException`, when a topic
+    /// rule does not exist (its model lists no other error for the rule operations), and so
+    /// does Ferrule.
+    #[error("{0}")]
+    Unauthorized(String),
     /// No operation has this method and path (404).
     #[error("No operation matches {method} {path}")]
     UnknownOperation {
@@ -89,6 +97,8 @@ impl ApiError {
             ApiError::VersionConflict(_) => "VersionConflictException",
             ApiError::LimitExceeded(_) => "LimitExceededException",
             ApiError::MalformedPolicy(_) => "MalformedPolicyException",
+            ApiError::SqlParse(_) => "SqlParseException",
+            ApiError::Unauthorized(_) => "UnauthorizedException",
             ApiError::UnknownOperation { .. } => "UnknownOperationException",
             ApiError::Auth(e) => e.code(),
             ApiError::Internal(_) => "InternalFailureException",
@@ -101,7 +111,9 @@ impl ApiError {
             ApiError::InvalidRequest(_)
             | ApiError::CertificateValidation(_)
             | ApiError::RegistrationCodeValidation(_)
-            | ApiError::MalformedPolicy(_) => StatusCode::BAD_REQUEST,
+            | ApiError::MalformedPolicy(_)
+            | ApiError::SqlParse(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ResourceNotFound(_) | ApiError::UnknownOperation { .. } => {
                 StatusCode::NOT_FOUND
             }

@@ -150,6 +150,11 @@ impl Call {
         }
     }
 
+    /// The size of the body in bytes.
+    pub(crate) fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     /// The JSON body as `T`. No body counts as `{}`: botocore sends none when an operation has
     /// no body members set.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {

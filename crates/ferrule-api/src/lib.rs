@@ -13,7 +13,8 @@
 //! certificates (register with or without a CA, create from a CSR or with new keys, status
 //! changes, delete); IoT policies and their versions and attachments; `TestAuthorization` of a
 //! certificate principal ([`ferrule_policy`] decides, as it does in the broker); things and
-//! their principals; `DescribeEndpoint`; tags.
+//! their principals; topic rules (payloads checked against botocore's model, the SQL by a
+//! stand-in in `rule_sql.rs` until the SQL crate is in); `DescribeEndpoint`; tags.
 //!
 //! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
 //! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
@@ -37,6 +38,8 @@ mod error;
 mod extract;
 mod ops;
 mod policy_doc;
+mod rule_payload;
+mod rule_sql;
 pub mod sigv4;
 
 use std::fmt;

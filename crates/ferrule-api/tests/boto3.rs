@@ -1,5 +1,6 @@
 //! The whole control-plane flow with boto3 (tests/python/flow.py), on both registry backends:
-//! CA registration with every refusal, device certificates, policies, things, tags, pagination.
+//! CA registration with every refusal, device certificates, policies, things, topic rules, tags,
+//! pagination.
 
 mod common;
 

@@ -3,9 +3,10 @@
 //! Two surfaces:
 //! - [`BrokerStore`]: retained messages and persistent MQTT sessions, which the broker keeps in
 //!   memory and writes here so they survive a restart. SQLite only: this state is per node.
-//! - [`Registry`]: CA and device certificates, IoT policies, things, tags and account settings,
-//!   on SQLite (default, in the data dir) or PostgreSQL (for several nodes). One conformance
-//!   suite, `tests/registry_conformance.rs`, runs every registry test against both backends.
+//! - [`Registry`]: CA and device certificates, IoT policies, things, topic rules, tags and
+//!   account settings, on SQLite (default, in the data dir) or PostgreSQL (for several nodes).
+//!   One conformance suite, `tests/registry_conformance.rs`, runs every registry test against
+//!   both backends.
 //!
 //! Both may share the data dir's `ferrule.db`: they use separate tables, and one migration
 //! history (`migrations/sqlite/`) covers the file. PostgreSQL has its own migrations
@@ -49,5 +50,5 @@ pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecor
 pub use registry::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
     Page, PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange,
-    RegistryError, ThingRecord,
+    RegistryError, RuleRecord, ThingRecord,
 };

@@ -74,6 +74,10 @@ conformance! {
     things::thing_principals,
     things::exclusive_thing_principals,
     things::exclusive_thing_principal_race,
+    rules::rule_create_get_replace,
+    rules::rule_enable_disable,
+    rules::rule_delete,
+    rules::rule_list_filters_and_pages,
     account::tags,
     feed::change_feed_covers_every_mutation,
     feed::errors_read_like_aws,
@@ -103,6 +107,7 @@ async fn sqlite_registry_survives_reopen() {
         ok!(reg.create_thing(&thing_record("t", Some("type"), &[("a", "b")])));
         ok!(reg.attach_thing_principal("t", &arn, true));
         ok!(reg.tag_resource(&arn, &[("k".to_owned(), "v".to_owned())]));
+        ok!(reg.create_rule(&rule_record("r", "a/#", true, 7)));
         reg.close().await;
     }
     let reg = Registry::open_sqlite(&path).await.expect("reopen");
@@ -128,6 +133,10 @@ async fn sqlite_registry_survives_reopen() {
     assert_eq!(
         ok!(reg.list_tags(&arn)),
         vec![("k".to_owned(), "v".to_owned())]
+    );
+    assert_eq!(
+        ok!(reg.get_rule("r")),
+        Some(rule_record("r", "a/#", true, 7))
     );
     // The version counter survived too.
     assert_eq!(

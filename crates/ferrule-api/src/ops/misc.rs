@@ -54,10 +54,11 @@ async fn check_taggable(st: &ApiState, arn: &str) -> Result<(), ApiError> {
         Some(Resource::CaCertificate(id)) => registry.get_ca(&id).await?.is_some(),
         Some(Resource::Policy(name)) => registry.get_policy(&name).await?.is_some(),
         Some(Resource::Thing(name)) => registry.get_thing(&name).await?.is_some(),
+        Some(Resource::Rule(name)) => registry.get_rule(&name).await?.is_some(),
         None => {
             return Err(ApiError::InvalidRequest(format!(
-                "resourceArn {arn:?} is not the ARN of a certificate, CA certificate, policy or thing of this \
-                 account and region"
+                "resourceArn {arn:?} is not the ARN of a certificate, CA certificate, policy, thing or \
+                 topic rule of this account and region"
             )));
         }
     };

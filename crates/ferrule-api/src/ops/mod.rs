@@ -8,6 +8,7 @@ mod cas;
 mod certs;
 mod misc;
 mod policies;
+mod rules;
 mod test_authorization;
 mod things;
 
@@ -134,6 +135,17 @@ pub fn router(state: ApiState) -> Router {
                 .get(things::list_thing_principals),
         )
         .route("/principals/things", get(things::list_principal_things))
+        // Topic rules.
+        .route("/rules", get(rules::list_topic_rules))
+        .route(
+            "/rules/{ruleName}",
+            post(rules::create_topic_rule)
+                .get(rules::get_topic_rule)
+                .patch(rules::replace_topic_rule)
+                .delete(rules::delete_topic_rule),
+        )
+        .route("/rules/{ruleName}/enable", post(rules::enable_topic_rule))
+        .route("/rules/{ruleName}/disable", post(rules::disable_topic_rule))
         // Endpoint and tags.
         .route("/endpoint", get(misc::describe_endpoint))
         .route(
@@ -275,3 +287,5 @@ fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;

@@ -13,14 +13,14 @@ use crate::sigv4::{self, SignedRequest};
 use crate::{ApiConfig, ApiState, Credential};
 
 const KEY: &str = "AKIDROUTERTEST";
-const SECRET: &str = "router-test-secret";
+pub(super) const SECRET: &str = "router-test-secret";
 
-struct Harness {
+pub(super) struct Harness {
     app: axum::Router,
     _dir: tempfile::TempDir,
 }
 
-async fn harness() -> Harness {
+pub(super) async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let registry = ferrule_store::Registry::open_sqlite(&dir.path().join("ferrule.db"))
         .await
@@ -41,14 +41,14 @@ async fn harness() -> Harness {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Value,
 }
 
 impl Reply {
-    fn code(&self) -> &str {
+    pub(super) fn code(&self) -> &str {
         self.headers
             .get("x-amzn-errortype")
             .map(|v| v.to_str().unwrap())
@@ -58,7 +58,7 @@ impl Reply {
 
 impl Harness {
     /// Sends a request signed with `secret` (None: unsigned).
-    async fn send_as(
+    pub(super) async fn send_as(
         &self,
         method: &str,
         uri: &str,
@@ -125,12 +125,12 @@ impl Harness {
         }
     }
 
-    async fn send(&self, method: &str, uri: &str, body: &str) -> Reply {
+    pub(super) async fn send(&self, method: &str, uri: &str, body: &str) -> Reply {
         self.send_as(method, uri, body, &[], Some(SECRET)).await
     }
 }
 
-fn assert_error(r: &Reply, status: u16, code: &str) {
+pub(super) fn assert_error(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
     assert_eq!(r.code(), code, "{:?}", r.body);
     assert_eq!(r.body["__type"], code, "{:?}", r.body);

@@ -358,6 +358,49 @@ def things(certs):
     eq(iot.list_tags_for_resource(resourceArn=arn)["tags"], [{"Key": "b", "Value": "2"}], "tags")
 
 
+def rules():
+    payload = {
+        "sql": "SELECT * FROM 'sensors/+/temp' WHERE temp > 30",
+        "actions": [{"republish": {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "topic": "alerts", "qos": 0}}],
+        "ruleDisabled": False,
+    }
+    iot.create_topic_rule(ruleName="hot", topicRulePayload=payload, tags="team=iot")
+    got = iot.get_topic_rule(ruleName="hot")
+    eq(got["ruleArn"], f"{ARN}:rule/hot", "rule ARN")
+    rule = got["rule"]
+    eq((rule["sql"], rule["actions"], rule["ruleDisabled"], rule["awsIotSqlVersion"]),
+       (payload["sql"], payload["actions"], False, "2015-10-08"), "get rule")
+    check(isinstance(rule["createdAt"], datetime.datetime), f"createdAt parsed: {rule['createdAt']!r}")
+    eq(iot.list_tags_for_resource(resourceArn=got["ruleArn"])["tags"], [{"Key": "team", "Value": "iot"}],
+       "rule tags")
+    dup = fails(X.ResourceAlreadyExistsException, 409, iot.create_topic_rule, ruleName="hot",
+                topicRulePayload=payload)
+    eq(dup.get("resourceArn"), got["ruleArn"], "rule resourceArn")
+    fails(X.SqlParseException, 400, iot.create_topic_rule, ruleName="bad",
+          topicRulePayload={"sql": "SELECT * FROM", "actions": []})
+    fails(X.InvalidRequestException, 400, iot.create_topic_rule, ruleName="many",
+          topicRulePayload={"sql": "SELECT * FROM 'a'", "actions": payload["actions"] * 11})
+    for i in range(3):
+        iot.create_topic_rule(ruleName=f"r{i}", topicRulePayload={"sql": f"SELECT * FROM 'r/{i}'", "actions": [],
+                                                                 "ruleDisabled": i == 1})
+    eq([r["ruleName"] for r in paginate("list_topic_rules", "rules", PaginationConfig={"PageSize": 1})],
+       ["hot", "r0", "r1", "r2"], "rules pagination")
+    eq([(r["ruleName"], r["topicPattern"]) for r in iot.list_topic_rules(topic="sensors/+/temp")["rules"]],
+       [("hot", "sensors/+/temp")], "topic filter")
+    eq([r["ruleName"] for r in iot.list_topic_rules(ruleDisabled=True)["rules"]], ["r1"], "disabled filter")
+    iot.replace_topic_rule(ruleName="hot", topicRulePayload={**payload, "sql": "SELECT * FROM 'other'"})
+    eq(iot.get_topic_rule(ruleName="hot")["rule"]["createdAt"], rule["createdAt"], "replace keeps createdAt")
+    iot.disable_topic_rule(ruleName="hot")
+    eq(iot.get_topic_rule(ruleName="hot")["rule"]["ruleDisabled"], True, "disabled")
+    iot.enable_topic_rule(ruleName="hot")
+    eq(iot.get_topic_rule(ruleName="hot")["rule"]["ruleDisabled"], False, "enabled")
+    for name in ("hot", "r0", "r1", "r2"):
+        iot.delete_topic_rule(ruleName=name)
+    for op in (iot.get_topic_rule, iot.delete_topic_rule, iot.enable_topic_rule, iot.disable_topic_rule):
+        fails(X.UnauthorizedException, 401, op, ruleName="hot")
+    eq(iot.list_topic_rules()["rules"], [], "no rules left")
+
+
 def teardown(ca_id, sni_id, certs):
     fails(X.CertificateStateException, 406, iot.delete_ca_certificate, certificateId=ca_id)
     iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
@@ -379,6 +422,7 @@ def main():
     certs = device_certificates(ca_id)
     policies(certs)
     things(certs)
+    rules()
     teardown(ca_id, sni_id, certs)
     print(f"boto3 flow: {checks} checks passed")
 

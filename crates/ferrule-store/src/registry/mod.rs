@@ -1,5 +1,5 @@
-//! The device registry: CA and device certificates, IoT policies, things, tags and
-//! account-level settings, on SQLite or PostgreSQL.
+//! The device registry: CA and device certificates, IoT policies, things, topic rules, tags
+//! and account-level settings, on SQLite or PostgreSQL.
 //!
 //! One [`Registry`] type whatever the backend, chosen when it is opened. Every operation that
 //! checks and then writes (the 5-version limit, delete conflicts, exclusive thing principals,
@@ -24,6 +24,7 @@ mod error;
 mod paging;
 mod policies;
 mod records;
+mod rules;
 mod tags;
 mod things;
 
@@ -41,7 +42,7 @@ pub use error::RegistryError;
 pub use records::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
     Page, PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, RegistryChange,
-    ThingRecord,
+    RuleRecord, ThingRecord,
 };
 
 /// Shorthand for the registry's results.
@@ -446,6 +447,50 @@ impl Registry {
         page: &PageRequest,
     ) -> Result<Page<String>> {
         things::list_principal_things(&self.inner.db, principal, page).await
+    }
+
+    // ----- topic rules -----
+
+    /// Creates a topic rule as given. [`RegistryError::AlreadyExists`] if the name is taken.
+    /// Validating the name, the SQL and the payload is the caller's business.
+    pub async fn create_rule(&self, rule: &RuleRecord) -> Result<()> {
+        rules::create_rule(&self.inner.db, rule).await
+    }
+
+    /// The topic rule with this name (case-sensitive).
+    pub async fn get_rule(&self, name: &str) -> Result<Option<RuleRecord>> {
+        rules::get_rule(&self.inner.db, name).await
+    }
+
+    /// One page of topic rules, ordered by name, optionally only those whose topic pattern is
+    /// exactly `topic_pattern` and/or whose `disabled` flag is the one given.
+    pub async fn list_rules(
+        &self,
+        topic_pattern: Option<&str>,
+        disabled: Option<bool>,
+        page: &PageRequest,
+    ) -> Result<Page<RuleRecord>> {
+        rules::list_rules(&self.inner.db, topic_pattern, disabled, page).await
+    }
+
+    /// Replaces a topic rule's topic pattern, payload and `disabled` flag with `rule`'s, keeps
+    /// its creation time (whatever `rule.created_ms` says), and returns it as it now is.
+    /// [`RegistryError::NotFound`] if there is no such rule.
+    pub async fn replace_rule(&self, rule: &RuleRecord) -> Result<RuleRecord> {
+        rules::replace_rule(&self.inner.db, rule).await
+    }
+
+    /// Disables (`true`) or enables (`false`) a topic rule; asking for the state it is in
+    /// changes nothing and announces nothing. [`RegistryError::NotFound`] if there is no such
+    /// rule.
+    pub async fn set_rule_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        rules::set_rule_disabled(&self.inner.db, name, disabled).await
+    }
+
+    /// Deletes a topic rule and its tags (those of any ARN ending in `:rule/{name}`).
+    /// [`RegistryError::NotFound`] if there is no such rule.
+    pub async fn delete_rule(&self, name: &str) -> Result<()> {
+        rules::delete_rule(&self.inner.db, name).await
     }
 
     // ----- tags -----

@@ -236,6 +236,27 @@ pub struct ThingRecord {
     pub created_ms: i64,
 }
 
+/// A topic rule: a SQL statement over messages and the actions to run on its output.
+///
+/// The registry stores the payload as opaque text; the control plane writes it and the
+/// broker's rules engine reads it, so its format is theirs to agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRecord {
+    /// The rule name (the key; `^[a-zA-Z0-9_]+$`, checked by the API).
+    pub name: String,
+    /// The topic filter of the SQL statement's `FROM` clause, as written there
+    /// (`ListTopicRules` returns it as `topicPattern` and filters on it).
+    pub topic_pattern: String,
+    /// The rule's `TopicRulePayload` as JSON text: `sql`, `description`, `actions`,
+    /// `errorAction` and `awsIotSqlVersion` as the API accepted them. Not `ruleDisabled`:
+    /// [`RuleRecord::disabled`] is the one place that lives.
+    pub payload: String,
+    /// Whether the rule is disabled (it then matches no message).
+    pub disabled: bool,
+    /// Creation time, milliseconds since the Unix epoch. Replacing a rule keeps it.
+    pub created_ms: i64,
+}
+
 /// Which page of a list to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
@@ -319,5 +340,11 @@ pub enum RegistryChange {
     ThingChanged {
         /// The thing's name.
         thing_name: String,
+    },
+    /// A topic rule was created, replaced, enabled, disabled or deleted: whoever runs rules
+    /// reloads this one (and finds it gone if it was deleted).
+    RuleChanged {
+        /// The rule's name.
+        rule_name: String,
     },
 }

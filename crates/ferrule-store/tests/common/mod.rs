@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrule_store::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
-    Page, PageRequest, Registry, RegistryChange, RegistryError, ThingRecord,
+    Page, PageRequest, Registry, RegistryChange, RegistryError, RuleRecord, ThingRecord,
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -230,6 +230,28 @@ pub(crate) fn thing_record(
         version: 1,
         billing_group_name: None,
         created_ms: 1_750_000_000_000,
+    }
+}
+
+pub(crate) fn rule_arn(name: &str) -> String {
+    format!("arn:aws:iot:us-east-1:{ACCOUNT}:rule/{name}")
+}
+
+/// A topic rule on `topic_pattern`, its payload naming it so each rule's is distinct.
+pub(crate) fn rule_record(
+    name: &str,
+    topic_pattern: &str,
+    disabled: bool,
+    created_ms: i64,
+) -> RuleRecord {
+    RuleRecord {
+        name: name.to_owned(),
+        topic_pattern: topic_pattern.to_owned(),
+        payload: format!(
+            r#"{{"sql":"SELECT * FROM '{topic_pattern}'","actions":[],"description":"{name}"}}"#
+        ),
+        disabled,
+        created_ms,
     }
 }
 

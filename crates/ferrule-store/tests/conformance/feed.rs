@@ -41,6 +41,13 @@ pub(crate) async fn change_feed_covers_every_mutation(reg: Registry) {
     ok!(reg.delete_policy("p"));
     ok!(reg.update_ca(&ca.id, Some(CaStatus::Inactive), None, None, 5));
     ok!(reg.delete_ca(&ca.id));
+    ok!(reg.create_rule(&rule_record("r", "t", false, 1)));
+    ok!(reg.replace_rule(&rule_record("r", "u", false, 1)));
+    ok!(reg.set_rule_disabled("r", true));
+    ok!(reg.set_rule_disabled("r", false));
+    err!(reg.create_rule(&rule_record("r", "t", false, 1)));
+    ok!(reg.get_rule("r"));
+    ok!(reg.delete_rule("r"));
 
     let ca_changed = RegistryChange::CaChanged {
         ca_id: ca.id.clone(),
@@ -86,6 +93,13 @@ pub(crate) async fn change_feed_covers_every_mutation(reg: Registry) {
         ca_changed.clone(),
         ca_changed,
     ];
+    let rule_changed = RegistryChange::RuleChanged {
+        rule_name: "r".to_owned(),
+    };
+    let expected: Vec<RegistryChange> = expected
+        .into_iter()
+        .chain(std::iter::repeat_n(rule_changed, 5))
+        .collect();
     assert_eq!(drain(&mut feed), expected);
     assert_eq!(
         drain(&mut second),

@@ -6,4 +6,5 @@ pub(crate) mod cas;
 pub(crate) mod certs;
 pub(crate) mod feed;
 pub(crate) mod policies;
+pub(crate) mod rules;
 pub(crate) mod things;
