@@ -1040,7 +1040,7 @@ fn topic_rules_flow(server: &Server) {
             &bad_sql,
         ],
     );
-    assert!(msg.contains("line 1, column 15"), "{msg}");
+    assert!(msg.contains("at 1:15"), "{msg}");
     server.fails(
         "SqlParseException",
         &[

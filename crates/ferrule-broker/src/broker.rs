@@ -20,6 +20,7 @@ use crate::auth::Auth;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 use crate::persist::PersistOp;
+use crate::rules::RulesEngine;
 use crate::session::{Attached, Delivery, Enqueued, Kick, Message, Session, SubOptions};
 
 /// One subscription in the routing index.
@@ -74,6 +75,8 @@ pub(crate) struct BrokerInner {
     pub(crate) connection_ended: Notify,
     /// Device authorization, once enabled; without it every client has full access.
     pub(crate) auth: OnceLock<Arc<Auth>>,
+    /// The rules engine, once enabled.
+    pub(crate) rules: OnceLock<Arc<RulesEngine>>,
 }
 
 /// How often offline sessions and retained messages are checked for expiry. A reconnect checks
@@ -124,6 +127,7 @@ impl BrokerInner {
             connections: AtomicUsize::new(0),
             connection_ended: Notify::new(),
             auth: OnceLock::new(),
+            rules: OnceLock::new(),
         }
     }
 
@@ -366,6 +370,9 @@ impl BrokerInner {
     ) -> usize {
         if msg.retain {
             self.retain(msg);
+        }
+        if let Some(rules) = self.rules.get() {
+            rules.offer(msg);
         }
         self.route(msg, congested)
     }

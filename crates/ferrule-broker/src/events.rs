@@ -33,6 +33,8 @@ fn publish(broker: &BrokerInner, topic: &str, body: &Value) {
         properties: Properties::default(),
         expires_at_ms: None,
         publisher: None,
+        principal: None,
+        rule_hops: 0,
     });
     broker.publish(&msg);
 }

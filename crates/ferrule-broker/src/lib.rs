@@ -17,6 +17,7 @@ mod connection;
 mod events;
 mod metrics;
 mod persist;
+mod rules;
 mod session;
 mod transport;
 
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::auth::{AuthSettings, JitrMode};
 pub use crate::config::BrokerConfig;
+pub use crate::rules::{FunctionInvoker, InvokeFuture, RulesSettings};
 pub use crate::transport::{ConnInfo, ListenerKind};
 
 use crate::broker::{BrokerInner, now_ms};
@@ -63,6 +65,12 @@ pub enum BrokerError {
     /// [`Broker::enable_auth`] was called twice.
     #[error("device authorization is already enabled")]
     AuthAlreadyEnabled,
+    /// [`Broker::enable_rules`] was called twice.
+    #[error("the rules engine is already enabled")]
+    RulesAlreadyEnabled,
+    /// The rules could not be loaded from the registry.
+    #[error("loading the topic rules: {0}")]
+    Rules(#[from] ferrule_store::RegistryError),
 }
 
 /// One listener to run.
@@ -142,6 +150,19 @@ impl Broker {
         Ok(())
     }
 
+    /// Starts the rules engine: from now on every published message (the broker's own events
+    /// included) whose topic an enabled topic rule listens to is queued for that rule.
+    pub async fn enable_rules(&self, settings: RulesSettings) -> Result<(), BrokerError> {
+        if self.inner.rules.get().is_some() {
+            return Err(BrokerError::RulesAlreadyEnabled);
+        }
+        let engine = rules::RulesEngine::start(&self.inner, settings).await?;
+        self.inner
+            .rules
+            .set(engine)
+            .map_err(|_| BrokerError::RulesAlreadyEnabled)
+    }
+
     /// Binds a listener and starts accepting on it. Returns the bound address.
     pub async fn listen(&self, spec: ListenerSpec) -> Result<SocketAddr, BrokerError> {
         let bind_err = |source| BrokerError::Bind {
@@ -169,6 +190,8 @@ impl Broker {
             properties: Properties::default(),
             expires_at_ms: None,
             publisher: None,
+            principal: None,
+            rule_hops: 0,
         });
         self.inner.publish(&msg)
     }

@@ -95,6 +95,8 @@ pub(crate) fn decode_delivery(blob: &[u8], original_qos: Option<QoS>) -> Option<
         properties,
         expires_at_ms: (expires != 0).then_some(expires),
         publisher,
+        principal: None,
+        rule_hops: 0,
     };
     Some(Delivery {
         msg: Arc::new(msg),
@@ -114,6 +116,8 @@ fn retained_record(msg: &Message) -> RetainedRecord {
             properties: msg.properties.clone(),
             expires_at_ms: msg.expires_at_ms,
             publisher: msg.publisher.clone(),
+            principal: msg.principal.clone(),
+            rule_hops: msg.rule_hops,
         }),
         qos: msg.qos,
         retain: true,

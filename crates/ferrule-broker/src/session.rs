@@ -22,6 +22,10 @@ pub(crate) struct Message {
     pub(crate) expires_at_ms: Option<u64>,
     /// The publishing client, for no-local subscriptions.
     pub(crate) publisher: Option<Arc<str>>,
+    /// The publisher's certificate id, for the rules' `principal()`.
+    pub(crate) principal: Option<Arc<str>>,
+    /// How many rule republishes led to this message (see `rules::MAX_RULE_HOPS`).
+    pub(crate) rule_hops: u8,
 }
 
 impl Message {

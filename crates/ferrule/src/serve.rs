@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use ferrule_api::{ApiConfig, ApiState};
 use ferrule_broker::client_auth::{self, RegistryClientVerifier, TrustStore};
-use ferrule_broker::{AuthSettings, Broker, ListenerKind, ListenerSpec};
+use ferrule_broker::{AuthSettings, Broker, ListenerKind, ListenerSpec, RulesSettings};
 use ferrule_pki::{DevPki, Issuer};
 use ferrule_store::{BrokerStore, Registry};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -19,6 +19,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::settings::{JitrMode, LogFormat, ServeArgs, Settings};
+
+/// Messages waiting for the topic rules before more are dropped (and counted).
+const RULES_QUEUE: usize = 10_000;
+
+/// Rule executions running at once.
+const RULES_CONCURRENCY: usize = 64;
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
@@ -87,6 +93,17 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             region: s.region.clone(),
             account_id: s.account_id.clone(),
             anonymous_policy: s.anonymous_policy.clone(),
+        })
+        .await?;
+    broker
+        .enable_rules(RulesSettings {
+            registry: registry.clone(),
+            account_id: s.account_id.clone(),
+            region: s.region.clone(),
+            http_allow: s.rules_http_allow.clone(),
+            functions: None,
+            queue_capacity: RULES_QUEUE,
+            concurrency: RULES_CONCURRENCY,
         })
         .await?;
 

@@ -74,6 +74,10 @@ pub(crate) struct ServeArgs {
     /// (plain MQTT, WebSocket) [default: none, full access].
     #[arg(long, env = "FERRULE_ANONYMOUS_POLICY")]
     pub(crate) anonymous_policy: Option<String>,
+    /// URL prefix the rules' HTTP action may post to, e.g. `https://hooks.example.com/`
+    /// (repeat the flag, or separate with commas) [default: none].
+    #[arg(long, env = "FERRULE_RULES_HTTP_ALLOW", value_delimiter = ',')]
+    pub(crate) rules_http_allow: Option<Vec<String>>,
     /// PEM certificate chain for the TLS listeners; without it a development PKI is generated.
     #[arg(long, env = "FERRULE_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -156,6 +160,7 @@ impl ServeArgs {
             jitr_mode,
             jitr_hold_ms,
             anonymous_policy,
+            rules_http_allow,
             tls_cert,
             tls_key,
             access_key_id,
@@ -196,6 +201,7 @@ pub(crate) struct Settings {
     pub(crate) jitr_mode: JitrMode,
     pub(crate) jitr_hold: Duration,
     pub(crate) anonymous_policy: Option<String>,
+    pub(crate) rules_http_allow: Vec<String>,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
@@ -259,6 +265,17 @@ impl Settings {
             }
             other => other,
         };
+        let rules_http_allow = a.rules_http_allow.unwrap_or_default();
+        for prefix in &rules_http_allow {
+            let rest = prefix
+                .strip_prefix("https://")
+                .or_else(|| prefix.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+                anyhow::bail!(
+                    "rules_http_allow: {prefix:?} is not an http:// or https:// URL prefix with a host"
+                );
+            }
+        }
         let admin = match (a.access_key_id, a.secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => {
                 if access_key_id.is_empty() || secret_access_key.is_empty() {
@@ -294,6 +311,7 @@ impl Settings {
             jitr_mode: a.jitr_mode.unwrap_or(JitrMode::Hold),
             jitr_hold,
             anonymous_policy,
+            rules_http_allow,
             tls: a.tls_cert.zip(a.tls_key),
             admin,
             database_url: a.database_url,
@@ -340,6 +358,9 @@ jitr_hold_ms = 5000
 # IoT policy (by name) governing clients of the listeners without client certificates
 # (plain MQTT, WebSocket). Unset: they have full access, and a warning says so at start-up.
 # anonymous_policy = "local-clients"
+
+# URL prefixes the topic rules' HTTP action may post to; any other URL fails the action.
+# rules_http_allow = ["https://hooks.example.com/"]
 
 # TLS certificate chain and key (PEM). Without them a development CA and server
 # certificate are generated in data_dir, and data_dir/server-ca.pem is written for clients.

@@ -409,20 +409,29 @@ async fn malformed_payloads_are_invalid_requests_naming_the_member() {
 async fn bad_sql_is_a_sql_parse_exception() {
     let h = harness().await;
     for (sql, expected) in [
-        ("", "Expected SELECT at line 1, column 1"),
-        ("SELECT *", "Expected FROM"),
+        ("", "Expected SELECT but found end of input at 1:1"),
+        ("SELECT *", "Expected FROM but found end of input at 1:9"),
         (
             "SELECT * FROM topic/x",
-            "single quotes after FROM at line 1, column 15",
+            "Expected a topic filter in single quotes but found 'topic' at 1:15",
         ),
-        ("SELECT * FROM 'a/#/b'", "'#' in a topic filter"),
-        ("SELECT * FROM 'a/b+'", "'+' in a topic filter"),
-        ("SELECT * FROM 'a' ORDER BY x", "Expected WHERE or the end"),
+        (
+            "SELECT * FROM 'a/#/b'",
+            "'#' must be a whole level and the last one",
+        ),
+        ("SELECT * FROM 'a/b+'", "'+' must be a whole level at 1:15"),
+        (
+            "SELECT * FROM 'a' ORDER BY x",
+            "Expected WHERE or end of statement",
+        ),
         (
             "SELECT * FROM 'a' WHERE",
-            "Expected a condition after WHERE",
+            "Expected an expression but found end of input at 1:24",
         ),
-        ("INSERT INTO t VALUES (1)", "Expected SELECT"),
+        (
+            "INSERT INTO t VALUES (1)",
+            "Expected SELECT but found 'INSERT' at 1:1",
+        ),
     ] {
         for (method, name) in [("POST", "new_rule"), ("PATCH", "existing")] {
             if method == "PATCH" {

@@ -12,7 +12,7 @@ use ferrule_mqtt::{
 use tokio::time::Instant;
 
 use super::{Conn, LifecycleIds};
-use crate::auth::{Authz, Grant};
+use crate::auth::{Authz, Grant, Principal};
 use crate::broker::{BrokerInner, now_ms};
 use crate::events;
 use crate::transport::{ConnInfo, Transport};
@@ -200,11 +200,16 @@ impl Conn {
             .as_ref()
             .map_or("anonymous", |g| g.principal.identifier())
             .to_owned();
+        let certificate_id = grant.as_ref().and_then(|g| match &g.principal {
+            Principal::Certificate { id, .. } => Some(Arc::from(id.as_str())),
+            Principal::Anonymous => None,
+        });
         let authz = grant
             .zip(broker.auth())
             .map(|(grant, auth)| Authz::new(grant, auth.arn_prefix.clone()));
         let conn = Conn {
             authz,
+            principal: certificate_id,
             lifecycle: LifecycleIds {
                 session_identifier: events::session_identifier(),
                 principal,

@@ -217,6 +217,8 @@ impl Conn {
             properties,
             expires_at_ms,
             publisher: Some(self.client_id.clone()),
+            principal: self.principal.clone(),
+            rule_hops: 0,
         });
         let receivers = self.broker.publish_from(&msg, &mut self.congested);
         let reason = if receivers == 0 && self.protocol == ProtocolVersion::V5 {

@@ -315,6 +315,8 @@ struct Conn {
     congested: Vec<Arc<Session>>,
     /// Its policies, when the broker authorizes; `None` is full access.
     authz: Option<Authz>,
+    /// Its certificate's id, for the rules' `principal()`.
+    principal: Option<Arc<str>>,
     lifecycle: LifecycleIds,
 }
 
@@ -606,6 +608,8 @@ fn publish_will(
         properties,
         expires_at_ms,
         publisher: Some(client_id.clone()),
+        principal: None,
+        rule_hops: 0,
     });
     if delay == 0 {
         tracing::debug!(client_id = %client_id, topic = %msg.topic, "publishing will");

@@ -1,0 +1,291 @@
+//! Running one rule on one message: the SQL, then every action with its output; when actions
+//! fail, the error action with AWS's error payload.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrule_mqtt::{Properties, TopicName};
+use ferrule_sql::{Env, Output};
+use serde_json::json;
+
+use super::compile::{Action, Rule};
+use super::{RuleInput, RulesSettings, http};
+use crate::broker::BrokerInner;
+use crate::session::Message;
+
+/// What every rule execution shares.
+pub(crate) struct RunContext {
+    pub(crate) broker: Arc<BrokerInner>,
+    pub(crate) settings: Arc<RulesSettings>,
+    pub(crate) http: Arc<http::Client>,
+}
+
+/// How one action ended, when not well.
+enum Failure {
+    /// The action type is stored but cannot run here.
+    Unsupported,
+    Failed {
+        resource: String,
+        message: String,
+    },
+}
+
+/// `newuuid()`, `traceid()` and `rand()` from the system's randomness.
+struct SystemEnv;
+
+impl Env for SystemEnv {
+    fn new_uuid(&mut self) -> String {
+        crate::events::session_identifier()
+    }
+
+    fn random(&mut self) -> f64 {
+        let hex = ferrule_pki::random_hex(7);
+        let n = u64::from_str_radix(&hex, 16).unwrap_or(0);
+        // 56 random bits over 2^56: uniform in [0, 1).
+        n as f64 / (1u64 << 56) as f64
+    }
+}
+
+/// Evaluates `rule` on the message and runs its actions.
+pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
+    metrics::counter!("ferrule_rule_matches_total", "rule" => rule.name.clone()).increment(1);
+    let msg = &input.msg;
+    let mut env = SystemEnv;
+    let trace_id = env.new_uuid();
+    let sql_msg = ferrule_sql::Message {
+        topic: msg.topic.as_str(),
+        payload: &msg.payload,
+        client_id: msg.publisher.as_deref(),
+        principal: msg.principal.as_deref(),
+        timestamp_ms: input.received_ms,
+        trace_id: Some(&trace_id),
+        account_id: &ctx.settings.account_id,
+    };
+    let output = match rule.statement.evaluate(&sql_msg, &mut env) {
+        Ok(Some(output)) => output,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(rule = %rule.name, topic = %msg.topic, error = %e, "the rule's SQL gave no output for a message");
+            metrics::counter!("ferrule_rule_errors_total", "rule" => rule.name.clone())
+                .increment(1);
+            return;
+        }
+    };
+    let mut failures = Vec::new();
+    for action in &rule.actions {
+        let outcome = execute(ctx, action, &output, &sql_msg, msg.rule_hops, &mut env).await;
+        count(&rule.name, action, &outcome);
+        match outcome {
+            Ok(()) => {}
+            Err(Failure::Unsupported) => tracing::warn!(
+                rule = %rule.name, action = action.kind(),
+                "this action type is stored but not supported by Ferrule; it did not run"
+            ),
+            Err(Failure::Failed { resource, message }) => {
+                tracing::warn!(rule = %rule.name, action = action.kind(), resource = %resource, "rule action failed: {message}");
+                failures.push(json!({
+                    "failedAction": action.aws_name(),
+                    "failedResource": resource,
+                    "errorMessage": message,
+                }));
+            }
+        }
+    }
+    if failures.is_empty() {
+        return;
+    }
+    let Some(error_action) = &rule.error_action else {
+        return;
+    };
+    let payload = json!({
+        "ruleName": rule.name,
+        "topic": msg.topic.as_str(),
+        "cloudwatchTraceId": trace_id,
+        "clientId": msg.publisher.as_deref().unwrap_or("n/a"),
+        "base64OriginalPayload": base64(&msg.payload),
+        "failures": failures,
+    });
+    let output = Output::Json(payload.to_string().into_bytes());
+    let outcome = execute(
+        ctx,
+        error_action,
+        &output,
+        &sql_msg,
+        msg.rule_hops,
+        &mut env,
+    )
+    .await;
+    count(&rule.name, error_action, &outcome);
+    if let Err(Failure::Failed { resource, message }) = outcome {
+        tracing::error!(rule = %rule.name, action = error_action.kind(), resource = %resource, "the rule's error action failed too: {message}");
+    }
+}
+
+fn count(rule: &str, action: &Action, outcome: &Result<(), Failure>) {
+    let label = match outcome {
+        Ok(()) => "success",
+        Err(Failure::Unsupported) => "unsupported",
+        Err(Failure::Failed { .. }) => "failure",
+    };
+    metrics::counter!(
+        "ferrule_rule_actions_total",
+        "rule" => rule.to_owned(),
+        "action" => action.kind().to_owned(),
+        "outcome" => label
+    )
+    .increment(1);
+}
+
+async fn execute(
+    ctx: &RunContext,
+    action: &Action,
+    output: &Output,
+    msg: &ferrule_sql::Message<'_>,
+    hops: u8,
+    env: &mut SystemEnv,
+) -> Result<(), Failure> {
+    match action {
+        Action::Republish { topic, qos } => {
+            let rendered = topic.render(msg, env);
+            let name = TopicName::new(rendered.as_str()).map_err(|e| Failure::Failed {
+                resource: rendered.clone(),
+                message: format!("the republish topic {rendered:?} is not a valid topic: {e}"),
+            })?;
+            let republished = Arc::new(Message {
+                topic: name,
+                payload: Bytes::copy_from_slice(output.as_bytes()),
+                qos: *qos,
+                retain: false,
+                properties: Properties::default(),
+                expires_at_ms: None,
+                publisher: None,
+                principal: None,
+                rule_hops: hops.saturating_add(1),
+            });
+            ctx.broker.publish(&republished);
+            Ok(())
+        }
+        Action::Lambda { function_arn } => {
+            let failed = |message: String| Failure::Failed {
+                resource: function_arn.clone(),
+                message,
+            };
+            let Some(functions) = &ctx.settings.functions else {
+                return Err(failed(
+                    "no function runtime is configured, so the lambda action cannot run".into(),
+                ));
+            };
+            if !output.is_json() {
+                return Err(failed(
+                    "the rule's output is not JSON, which a function event must be".into(),
+                ));
+            }
+            functions
+                .invoke(function_arn, output.as_bytes().to_vec())
+                .await
+                .map_err(failed)
+        }
+        Action::Http { url, headers } => {
+            let url = url.render(msg, env);
+            let failed = |message: String| Failure::Failed {
+                resource: url.clone(),
+                message,
+            };
+            if !ctx
+                .settings
+                .http_allow
+                .iter()
+                .any(|prefix| url.starts_with(prefix.as_str()))
+            {
+                return Err(failed(format!(
+                    "{url} is not under a prefix allowed by rules_http_allow"
+                )));
+            }
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.render(msg, env)))
+                .collect();
+            let content_type = if output.is_json() {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            };
+            post_with_retries(&ctx.http, &url, &headers, content_type, output.as_bytes())
+                .await
+                .map_err(failed)
+        }
+        Action::Unsupported { .. } => Err(Failure::Unsupported),
+    }
+}
+
+/// Most attempts of one HTTP delivery.
+const HTTP_ATTEMPTS: u32 = 3;
+
+/// Posts, retrying a connection failure, a timeout or a 5xx answer with backoff (200 ms, then
+/// 800 ms); a 4xx answer fails at once.
+async fn post_with_retries(
+    client: &http::Client,
+    url: &str,
+    headers: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..HTTP_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+        }
+        match client.post(url, headers, content_type, body).await {
+            Ok(status) if (200..300).contains(&status) => return Ok(()),
+            Ok(status) if (400..500).contains(&status) => {
+                return Err(format!("{url} answered HTTP {status}"));
+            }
+            Ok(status) => last = format!("{url} answered HTTP {status}"),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("{last} (after {HTTP_ATTEMPTS} attempts)"))
+}
+
+/// Standard base64 with padding, for `base64OriginalPayload`.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+}
