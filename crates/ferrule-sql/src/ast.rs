@@ -374,6 +374,11 @@ impl Display for Item {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
             Item::Wildcard => f.write_str("*"),
+            // A bare `*` item would read as the wildcard.
+            Item::Expr {
+                expr: Expr::Payload,
+                alias: None,
+            } => f.write_str("(*)"),
             Item::Expr { expr, alias } => {
                 write!(f, "{expr}")?;
                 match alias {
