@@ -856,3 +856,45 @@ fn the_deepest_accepted_forms_run_on_half_a_tokio_stack() {
             .unwrap_or_else(|_| panic!("a deep statement panicked"));
     }
 }
+
+#[test]
+fn evaluation_is_bounded_when_values_multiply() {
+    let long = "x".repeat(100_000);
+    let payload = format!(
+        r#"{{"s":"{long}","e":"","o":{{"s":"{long}"}},"arr":[{}]}}"#,
+        vec!["{}"; 3000].join(",")
+    );
+    let msg = message(TOPIC, payload.as_bytes());
+    check(
+        &[
+            // 100 001 insertions of 100 000 bytes: refused before it is built.
+            (
+                "SELECT replace(s, e, s) AS r FROM 'a'",
+                "eval:the statement produces too much data for this message",
+            ),
+            (
+                "SELECT 1 AS x FROM 'a' WHERE length(replace(s, e, s)) > 0",
+                "eval:the statement produces too much data for this message",
+            ),
+            // 3000 copies of a 100 000-byte object.
+            (
+                "SELECT VALUE transform('enrichArray', o, arr) FROM 'a'",
+                "eval:the statement produces too much data for this message",
+            ),
+            // Within bounds, the same shapes work.
+            (
+                "SELECT length(replace(s, 'x', 'yy')) AS n, length(get(transform('enrichArray', {'k': 1}, arr), 2999)) AS m FROM 'a'",
+                r#"json:{"n":200000,"m":7}"#,
+            ),
+        ],
+        V2,
+        &msg,
+    );
+    // Templates give Undefined (nothing) instead.
+    let rendered = ferrule_sql::render_template(
+        "[${replace(s, e, s)}]",
+        &msg,
+        &mut common::TestEnv::default(),
+    );
+    assert_eq!(rendered, Ok("[]".to_owned()));
+}
