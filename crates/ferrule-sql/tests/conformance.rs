@@ -305,8 +305,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
         r#"json:{"a":2,"b":5,"c":5,"d":3,"f":2}"#,
     ),
     (
-        "SELECT trim(str) AS a, ltrim(str) AS b, rtrim(str) AS c, trim(5) AS d, trim(n) AS e, Trim(' hi ') AS f FROM 'a'",
-        r#"json:{"a":"Hi There","b":"Hi There ","c":" Hi There","d":"5","f":"hi"}"#,
+        r"SELECT trim(str) AS a, ltrim(str) AS b, rtrim(str) AS c, trim(5) AS d, trim(n) AS e, Trim(' hi ') AS f, trim('\t hi\n') AS g, ltrim('\tx') AS h FROM 'a'",
+        r#"json:{"a":"Hi There","b":"Hi There ","c":" Hi There","d":"5","f":"hi","g":"hi","h":"x"}"#,
     ),
     (
         "SELECT lpad('hello', 2) AS a, rpad('hello', 2) AS b, lpad(1, 3) AS c, lpad('x', -5) AS d, rpad('x', '2') AS e, lpad('x', true) AS f, chr(65) AS g, chr(49.9) AS h, chr('66') AS i, chr(300) AS j FROM 'a'",
