@@ -1,5 +1,6 @@
 //! The typed form of a statement, and its canonical text: `Display` writes SQL that parses back
-//! to the same tree (every binary operation in parentheses, keywords in upper case).
+//! to the same tree, with keywords in upper case and parentheses only where precedence needs
+//! them (so the text never nests deeper than the text it was parsed from).
 
 use std::fmt::{self, Display, Formatter};
 
@@ -212,21 +213,61 @@ impl Display for Literal {
     }
 }
 
-impl Expr {
-    /// Whether `.x` or `[i]` can follow this expression's text directly.
-    fn is_postfix_base(&self) -> bool {
+impl BinOp {
+    /// Binding power, as in the parser: higher binds tighter.
+    fn power(self) -> u8 {
         match self {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Eq
+            | BinOp::Ne
+            | BinOp::Lt
+            | BinOp::Le
+            | BinOp::Gt
+            | BinOp::Ge
+            | BinOp::In
+            | BinOp::Contains => 4,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div | BinOp::Mod => 6,
+        }
+    }
+}
+
+/// Binding power of unary minus, and of anything that needs no parentheses.
+const NEG: u8 = 7;
+const ATOM: u8 = 8;
+
+impl Expr {
+    /// How tightly the expression's text holds together (see [`BinOp::power`]).
+    fn power(&self) -> u8 {
+        match self {
+            Expr::Binary(op, ..) => op.power(),
+            Expr::Is { .. } => 4,
+            Expr::Not(_) => 3,
+            Expr::Neg(_) => NEG,
+            _ => ATOM,
+        }
+    }
+
+    /// Writes the expression, in parentheses if it binds less tightly than `min`.
+    fn fmt_at(&self, min: u8, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.power() < min {
+            write!(f, "({self})")
+        } else {
+            write!(f, "{self}")
+        }
+    }
+
+    /// Writes the expression as the base of `.x` or `[i]`.
+    fn fmt_base(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let bare = match self {
             Expr::Lit(Literal::Int(i)) => *i >= 0,
             Expr::Lit(Literal::Dec(d)) => !d.is_sign_negative(),
             // `value[0]` right after SELECT would read as `SELECT VALUE [0]`.
             Expr::Ident(name) => !name.eq_ignore_ascii_case("VALUE"),
-            Expr::Neg(_) => false,
-            _ => true,
-        }
-    }
-
-    fn fmt_base(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        if self.is_postfix_base() {
+            e => e.power() == ATOM,
+        };
+        if bare {
             write!(f, "{self}")
         } else {
             write!(f, "({self})")
@@ -282,10 +323,18 @@ impl Display for Expr {
             Expr::Cast(e, t) => write!(f, "cast({e} AS {})", t.name()),
             Expr::Neg(e) => {
                 f.write_str("-")?;
-                e.fmt_base(f)
+                e.fmt_at(NEG, f)
             }
-            Expr::Not(e) => write!(f, "(NOT {e})"),
-            Expr::Binary(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),
+            Expr::Not(e) => {
+                f.write_str("NOT ")?;
+                e.fmt_at(3, f)
+            }
+            Expr::Binary(op, l, r) => {
+                // Left-associative: a right operand of the same power needs parentheses.
+                l.fmt_at(op.power(), f)?;
+                write!(f, " {} ", op.symbol())?;
+                r.fmt_at(op.power() + 1, f)
+            }
             Expr::Is {
                 expr,
                 negated,
@@ -296,7 +345,8 @@ impl Display for Expr {
                     IsKind::Null => "NULL",
                     IsKind::Undefined => "UNDEFINED",
                 };
-                write!(f, "({expr} IS {not}{what})")
+                expr.fmt_at(4, f)?;
+                write!(f, " IS {not}{what}")
             }
             Expr::Case {
                 operand,
@@ -324,6 +374,11 @@ impl Display for Item {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
             Item::Wildcard => f.write_str("*"),
+            // A bare `*` item would read as the wildcard.
+            Item::Expr {
+                expr: Expr::Payload,
+                alias: None,
+            } => f.write_str("(*)"),
             Item::Expr { expr, alias } => {
                 write!(f, "{expr}")?;
                 match alias {
@@ -341,10 +396,30 @@ impl Display for Item {
     }
 }
 
+/// Whether `SELECT VALUE <text>` would read `value` as a field (see the parser's
+/// `value_is_keyword`): the text starts with an operator or with `IN`, `IS` or `CONTAINS`.
+fn value_reads_as_field(text: &str) -> bool {
+    let word: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    text.starts_with(['-', '*'])
+        || ["IN", "IS", "CONTAINS"]
+            .iter()
+            .any(|kw| word.eq_ignore_ascii_case(kw))
+}
+
 impl Display for Projection {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
-            Projection::Value(e) => write!(f, "VALUE {e}"),
+            Projection::Value(e) => {
+                let text = e.to_string();
+                if value_reads_as_field(&text) {
+                    write!(f, "VALUE ({text})")
+                } else {
+                    write!(f, "VALUE {text}")
+                }
+            }
             Projection::Items(items) => write_list(items, f),
         }
     }

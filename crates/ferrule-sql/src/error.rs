@@ -52,4 +52,9 @@ pub enum EvalError {
     /// cannot output an array at the top level.
     #[error("SQL version 2015-10-08 cannot output an array at the top level; use 2016-03-23")]
     TopLevelArray,
+    /// The statement would produce more data than one evaluation may (about 32 MiB), for
+    /// example `replace` with an empty pattern on a long string, or `transform` of a large
+    /// object over a long array.
+    #[error("the statement produces too much data for this message")]
+    LimitExceeded,
 }

@@ -1,7 +1,7 @@
 //! Evaluating expressions and queries against one message, with AWS's operator tables: what each
 //! operator gives for each pair of operand types, Undefined wherever the tables say so.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::cmp::Ordering;
 
 use crate::ast::{BinOp, CastType, Expr, IsKind, Item, Literal, Projection, Query};
@@ -17,6 +17,12 @@ use crate::version::SqlVersion;
 
 static UNDEFINED: Value = Value::Undefined;
 
+/// How much one evaluation may produce, in [`Value::weight`] units (about bytes). Values come
+/// from the device, and a few operations multiply them (`replace` with an empty pattern,
+/// `transform`, literals that repeat `*`); past this the evaluation stops with
+/// [`crate::EvalError::LimitExceeded`] instead of exhausting memory.
+pub(crate) const MAX_WORK: usize = 32 << 20;
+
 /// Everything an expression can see besides the payload fields.
 pub(crate) struct Cx<'m, 'e> {
     pub(crate) msg: &'m Message<'m>,
@@ -24,6 +30,9 @@ pub(crate) struct Cx<'m, 'e> {
     pub(crate) version: SqlVersion,
     /// The payload as JSON, parsed on first use; `None` when it is not JSON.
     payload: OnceCell<Option<Value>>,
+    /// What is left of [`MAX_WORK`]; when it runs out, every expression is Undefined.
+    budget: Cell<usize>,
+    exhausted: Cell<bool>,
 }
 
 impl<'m, 'e> Cx<'m, 'e> {
@@ -33,7 +42,28 @@ impl<'m, 'e> Cx<'m, 'e> {
             env,
             version,
             payload: OnceCell::new(),
+            budget: Cell::new(MAX_WORK),
+            exhausted: Cell::new(false),
         }
+    }
+
+    /// Takes `weight` from the budget; false (from now on) once it is used up.
+    pub(crate) fn charge(&self, weight: usize) -> bool {
+        match self.budget.get().checked_sub(weight) {
+            Some(left) if !self.exhausted.get() => {
+                self.budget.set(left);
+                true
+            }
+            _ => {
+                self.exhausted.set(true);
+                false
+            }
+        }
+    }
+
+    /// Whether the budget ran out (the evaluation's result is not to be used).
+    pub(crate) fn exhausted(&self) -> bool {
+        self.exhausted.get()
     }
 
     pub(crate) fn v2(&self) -> bool {
@@ -126,6 +156,18 @@ fn field_ref<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 pub(crate) fn eval(e: &Expr, cx: &mut Cx<'_, '_>, scope: Scope<'_>) -> Value {
+    if cx.exhausted() {
+        return Value::Undefined;
+    }
+    let v = eval_node(e, cx, scope);
+    if cx.charge(v.weight()) {
+        v
+    } else {
+        Value::Undefined
+    }
+}
+
+fn eval_node(e: &Expr, cx: &mut Cx<'_, '_>, scope: Scope<'_>) -> Value {
     match path(e, root(cx, scope)) {
         Path::Found(v) => return v.clone(),
         Path::Missing => return Value::Undefined,
@@ -381,7 +423,11 @@ pub(crate) fn project(p: &Projection, cx: &mut Cx<'_, '_>, scope: Scope<'_>) -> 
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Item::Wildcard => {
-                        if let Value::Object(entries) = root(cx, scope) {
+                        let root = root(cx, scope);
+                        if !cx.charge(root.weight()) {
+                            break;
+                        }
+                        if let Value::Object(entries) = root {
                             for (k, v) in entries {
                                 out.insert(k.clone(), v.clone());
                             }

@@ -181,7 +181,7 @@ pub(crate) fn call(f: Func, args: Vec<Value>, cx: &mut Cx<'_, '_>) -> Value {
         },
         Func::Get => get(a(0), a(1)),
         Func::Concat => concat(args),
-        Func::Transform => transform(a(0), a(1), a(2)),
+        Func::Transform => transform(a(0), a(1), a(2), cx),
 
         Func::Lower => string(0).map_or(Value::Undefined, |s| Value::String(s.to_lowercase())),
         Func::Upper => string(0).map_or(Value::Undefined, |s| Value::String(s.to_uppercase())),
@@ -191,7 +191,20 @@ pub(crate) fn call(f: Func, args: Vec<Value>, cx: &mut Cx<'_, '_>) -> Value {
         Func::Length => string(0).map_or(Value::Undefined, |s| count(s.chars().count())),
         Func::NumBytes => string(0).map_or(Value::Undefined, |s| count(s.len())),
         Func::Replace => match (string(0), string(1), string(2)) {
-            (Some(s), Some(from), Some(to)) => Value::String(s.replace(&from, &to)),
+            (Some(s), Some(from), Some(to)) => {
+                // An empty pattern matches between every character: the result can be far
+                // larger than its inputs, so it is charged before it is made.
+                let hits = if from.is_empty() {
+                    s.chars().count() + 1
+                } else {
+                    s.matches(from.as_str()).count()
+                };
+                if cx.charge(hits.saturating_mul(to.len())) {
+                    Value::String(s.replace(&from, &to))
+                } else {
+                    Value::Undefined
+                }
+            }
             _ => Value::Undefined,
         },
         Func::StartsWith => match (string(0), string(1)) {
@@ -382,11 +395,15 @@ fn concat(args: Vec<Value>) -> Value {
 
 /// `transform('enrichArray', object, array)`: each object in the array with the object's keys
 /// added. Elements that are not objects are passed through unchanged.
-fn transform(mode: &Value, obj: &Value, arr: &Value) -> Value {
+fn transform(mode: &Value, obj: &Value, arr: &Value, cx: &Cx<'_, '_>) -> Value {
     let (Value::String(mode), Value::Object(extra), Value::Array(items)) = (mode, obj, arr) else {
         return Value::Undefined;
     };
     if mode != "enrichArray" {
+        return Value::Undefined;
+    }
+    // Every item gets a copy of the object: charged before the copies are made.
+    if !cx.charge(items.len().saturating_mul(obj.weight())) {
         return Value::Undefined;
     }
     let out = items
@@ -445,11 +462,9 @@ fn trunc(x: &Value, places: &Value, v2: bool) -> Value {
         return Value::Undefined;
     };
     let p = p.clamp(0, 34) as usize;
-    let Num::Dec(d) = n else {
-        return Value::Int(match n {
-            Num::Int(i) => i,
-            Num::Dec(_) => 0,
-        });
+    let d = match n {
+        Num::Int(i) => return Value::Int(i),
+        Num::Dec(d) => d,
     };
     let text = format!("{d}");
     let cut = match text.split_once('.') {

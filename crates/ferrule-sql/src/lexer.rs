@@ -251,6 +251,7 @@ impl<'a> Lexer<'a> {
     fn string(&mut self, quote: char, pos: Position) -> Result<Tok, ParseError> {
         let mut value = String::new();
         loop {
+            let esc_pos = self.pos;
             let Some(c) = self.bump() else {
                 return Err(ParseError::new("Unterminated string", pos));
             };
@@ -268,7 +269,6 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 '\\' => {
-                    let esc_pos = self.pos;
                     let e = self.bump();
                     value.push(match e {
                         Some('\\') => '\\',

@@ -16,21 +16,34 @@
 //! # Semantics
 //!
 //! Values are AWS's: Int, Decimal, String, Boolean, Array, Object, Null and Undefined (a
-//! missing field; Undefined items are left out of the output). Operators and functions follow
-//! AWS's documented conversion tables, and give Undefined where those tables do (comparing with
-//! Undefined, a string that is not a number in arithmetic, dividing by zero, a function called
-//! with arguments it cannot use). A WHERE clause holds only when it is true.
+//! missing field; Undefined items are left out of the output, and out of array and object
+//! literals). Operators and functions follow AWS's documented conversion tables and give
+//! Undefined where those tables do (comparing with Undefined, a string that is not a number in
+//! arithmetic, dividing by zero, a function called with arguments it cannot use or with the
+//! wrong number of them). A WHERE clause holds only when it is true (or the string `"true"`).
+//! Names of fields are case-sensitive; keywords and function names are not.
+//!
+//! An item without `AS` is keyed by its field name (`a.b` gives `b`) or, for any other
+//! expression, `_<n>` for the n-th item. `AS a.b` makes a nested key. A payload that is not JSON
+//! has no fields: `*` passes its bytes through and `encode(*, 'base64')` encodes them; any
+//! name is Undefined.
+//!
+//! The versions differ as [`SqlVersion`] describes.
 //!
 //! Where this crate differs from AWS, deliberately:
 //!
 //! - Int is 64-bit (overflow becomes Decimal) and Decimal is a double; AWS keeps 34 digits.
 //! - `SELECT *` outputs the payload's bytes unchanged, JSON or not.
+//! - One evaluation may produce about 32 MiB ([`EvalError::LimitExceeded`] past that).
 //! - Functions that need other services or libraries (`aws_lambda`, `get_thing_shadow`,
 //!   `get_dynamodb`, `get_secret`, `machinelearning_predict`, the hashes, `regexp_*`,
 //!   `parse_time`, `time_to_epoch`, `sourceip`, `get_mqtt_property`, ...) are parse errors that
 //!   say so; the `SET` clause is not supported; `FROM` is required.
 //! - Beyond what AWS documents, `IS [NOT] NULL`, `IS [NOT] UNDEFINED`, searched `CASE WHEN`,
-//!   `!=` (as `<>`) and quoted aliases (`AS 'my-key'`) are accepted.
+//!   `!=` (as `<>`), bare keys in object literals and quoted aliases (`AS 'my-key'`) are
+//!   accepted. `||` is refused with a pointer to `concat()`.
+//! - After `SELECT`, `value` followed by an operator, `,`, `AS` or `FROM` is a field named
+//!   `value`; otherwise `VALUE` is the keyword.
 
 mod ast;
 mod base64;

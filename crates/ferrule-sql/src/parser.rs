@@ -8,16 +8,53 @@
 use std::mem;
 
 use crate::ast::{BinOp, CastType, Expr, IsKind, Item, Literal, Projection, Query, is_reserved};
-use crate::error::ParseError;
+use crate::error::{ParseError, Position};
 use crate::functions::{Func, LookupError};
 use crate::lexer::{Lexer, Tok, Token};
 use crate::topic::check_filter;
 use crate::value::whole_to_i64;
 
 /// How deep expressions may nest (parentheses, chained operators, field steps).
-pub(crate) const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 48;
 
 type Result<T> = std::result::Result<T, ParseError>;
+
+/// Binding powers: higher binds tighter.
+const BP_OR: u8 = 1;
+const BP_AND: u8 = 2;
+const BP_NOT: u8 = 3;
+const BP_CMP: u8 = 4;
+const BP_ADD: u8 = 5;
+const BP_MUL: u8 = 6;
+const BP_NEG: u8 = 7;
+
+enum Infix {
+    Bin(BinOp),
+    Is,
+}
+
+fn infix(t: &Tok) -> Option<(Infix, u8)> {
+    let bin = |op, bp| Some((Infix::Bin(op), bp));
+    match t {
+        Tok::Eq => bin(BinOp::Eq, BP_CMP),
+        Tok::Ne => bin(BinOp::Ne, BP_CMP),
+        Tok::Lt => bin(BinOp::Lt, BP_CMP),
+        Tok::Le => bin(BinOp::Le, BP_CMP),
+        Tok::Gt => bin(BinOp::Gt, BP_CMP),
+        Tok::Ge => bin(BinOp::Ge, BP_CMP),
+        Tok::Plus => bin(BinOp::Add, BP_ADD),
+        Tok::Minus => bin(BinOp::Sub, BP_ADD),
+        Tok::Star => bin(BinOp::Mul, BP_MUL),
+        Tok::Slash => bin(BinOp::Div, BP_MUL),
+        Tok::Percent => bin(BinOp::Mod, BP_MUL),
+        Tok::Ident(w) if w.eq_ignore_ascii_case("OR") => bin(BinOp::Or, BP_OR),
+        Tok::Ident(w) if w.eq_ignore_ascii_case("AND") => bin(BinOp::And, BP_AND),
+        Tok::Ident(w) if w.eq_ignore_ascii_case("IN") => bin(BinOp::In, BP_CMP),
+        Tok::Ident(w) if w.eq_ignore_ascii_case("CONTAINS") => bin(BinOp::Contains, BP_CMP),
+        Tok::Ident(w) if w.eq_ignore_ascii_case("IS") => Some((Infix::Is, BP_CMP)),
+        _ => None,
+    }
+}
 
 pub(crate) struct Parser<'a> {
     lexer: Lexer<'a>,
@@ -51,6 +88,8 @@ impl<'a> Parser<'a> {
         self.lexer.clone().next_token().map(|t| t.tok)
     }
 
+    #[cold]
+    #[inline(never)]
     fn expected(&self, what: &str) -> ParseError {
         ParseError::new(
             format!("Expected {what} but found {}", self.tok.tok.describe()),
@@ -85,6 +124,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline(never)]
     fn need_v2(&self, what: &str) -> Result<()> {
         if self.v2 {
             Ok(())
@@ -229,124 +269,72 @@ impl<'a> Parser<'a> {
 
     pub(crate) fn expr(&mut self) -> Result<Expr> {
         self.enter()?;
-        let e = self.or()?;
+        let e = self.expr_bp(0)?;
         self.depth -= 1;
         Ok(e)
     }
 
-    /// One left-associative level: `next (op next)*`.
-    fn level(
-        &mut self,
-        next: fn(&mut Self) -> Result<Expr>,
-        op: fn(&Tok) -> Option<BinOp>,
-    ) -> Result<Expr> {
-        let mut l = next(self)?;
-        let base = self.depth;
-        while let Some(op) = op(&self.tok.tok) {
+    /// Precedence climbing: parses operators that bind at least as tightly as `min`. One
+    /// function for every level keeps the stack shallow per level of nesting.
+    fn expr_bp(&mut self, min: u8) -> Result<Expr> {
+        let mut lhs = if self.tok.tok.is_kw("NOT") {
             self.bump()?;
             self.enter()?;
-            let r = next(self)?;
-            l = Expr::Binary(op, Box::new(l), Box::new(r));
-        }
-        self.depth = base;
-        Ok(l)
-    }
-
-    fn or(&mut self) -> Result<Expr> {
-        self.level(Self::and, |t| t.is_kw("OR").then_some(BinOp::Or))
-    }
-
-    fn and(&mut self) -> Result<Expr> {
-        self.level(Self::not, |t| t.is_kw("AND").then_some(BinOp::And))
-    }
-
-    fn not(&mut self) -> Result<Expr> {
-        if self.tok.tok.is_kw("NOT") {
-            self.bump()?;
-            self.enter()?;
-            let e = self.not()?;
+            let e = self.expr_bp(BP_NOT)?;
             self.depth -= 1;
-            return Ok(Expr::Not(Box::new(e)));
-        }
-        self.comparison()
-    }
-
-    fn comparison(&mut self) -> Result<Expr> {
-        let mut l = self.additive()?;
-        let base = self.depth;
-        loop {
-            let op = match &self.tok.tok {
-                Tok::Eq => BinOp::Eq,
-                Tok::Ne => BinOp::Ne,
-                Tok::Lt => BinOp::Lt,
-                Tok::Le => BinOp::Le,
-                Tok::Gt => BinOp::Gt,
-                Tok::Ge => BinOp::Ge,
-                t if t.is_kw("IN") => BinOp::In,
-                t if t.is_kw("CONTAINS") => BinOp::Contains,
-                t if t.is_kw("IS") => {
-                    self.bump()?;
-                    self.enter()?;
-                    let negated = self.tok.tok.is_kw("NOT");
-                    if negated {
-                        self.bump()?;
-                    }
-                    let kind = if self.tok.tok.is_kw("NULL") {
-                        IsKind::Null
-                    } else if self.tok.tok.is_kw("UNDEFINED") {
-                        IsKind::Undefined
-                    } else {
-                        return Err(self.expected("NULL or UNDEFINED after IS"));
-                    };
-                    self.bump()?;
-                    l = Expr::Is {
-                        expr: Box::new(l),
-                        negated,
-                        kind,
-                    };
-                    continue;
-                }
-                _ => break,
-            };
+            Expr::Not(Box::new(e))
+        } else if self.tok.tok == Tok::Minus {
             self.bump()?;
             self.enter()?;
-            let r = self.additive()?;
-            l = Expr::Binary(op, Box::new(l), Box::new(r));
+            let e = self.expr_bp(BP_NEG)?;
+            self.depth -= 1;
+            // A minus sign on a number is part of the literal.
+            match e {
+                Expr::Lit(Literal::Int(i)) if i != i64::MIN => Expr::Lit(Literal::Int(-i)),
+                Expr::Lit(Literal::Dec(d)) => Expr::Lit(Literal::Dec(-d)),
+                e => Expr::Neg(Box::new(e)),
+            }
+        } else {
+            self.postfix()?
+        };
+        let base = self.depth;
+        while let Some((op, bp)) = infix(&self.tok.tok) {
+            if bp < min {
+                break;
+            }
+            self.bump()?;
+            self.enter()?;
+            lhs = match op {
+                Infix::Is => self.is_tail(lhs)?,
+                Infix::Bin(op) => {
+                    // Left-associative: the right side takes only tighter operators.
+                    let rhs = self.expr_bp(bp + 1)?;
+                    Expr::Binary(op, Box::new(lhs), Box::new(rhs))
+                }
+            };
         }
         self.depth = base;
-        Ok(l)
+        Ok(lhs)
     }
 
-    fn additive(&mut self) -> Result<Expr> {
-        self.level(Self::multiplicative, |t| match t {
-            Tok::Plus => Some(BinOp::Add),
-            Tok::Minus => Some(BinOp::Sub),
-            _ => None,
-        })
-    }
-
-    fn multiplicative(&mut self) -> Result<Expr> {
-        self.level(Self::unary, |t| match t {
-            Tok::Star => Some(BinOp::Mul),
-            Tok::Slash => Some(BinOp::Div),
-            Tok::Percent => Some(BinOp::Mod),
-            _ => None,
-        })
-    }
-
-    fn unary(&mut self) -> Result<Expr> {
-        if self.tok.tok != Tok::Minus {
-            return self.postfix();
+    /// `[NOT] NULL` or `[NOT] UNDEFINED` after `IS`.
+    fn is_tail(&mut self, lhs: Expr) -> Result<Expr> {
+        let negated = self.tok.tok.is_kw("NOT");
+        if negated {
+            self.bump()?;
         }
+        let kind = if self.tok.tok.is_kw("NULL") {
+            IsKind::Null
+        } else if self.tok.tok.is_kw("UNDEFINED") {
+            IsKind::Undefined
+        } else {
+            return Err(self.expected("NULL or UNDEFINED after IS"));
+        };
         self.bump()?;
-        self.enter()?;
-        let e = self.unary()?;
-        self.depth -= 1;
-        // A minus sign on a number is part of the literal.
-        Ok(match e {
-            Expr::Lit(Literal::Int(i)) if i != i64::MIN => Expr::Lit(Literal::Int(-i)),
-            Expr::Lit(Literal::Dec(d)) => Expr::Lit(Literal::Dec(-d)),
-            e => Expr::Neg(Box::new(e)),
+        Ok(Expr::Is {
+            expr: Box::new(lhs),
+            negated,
+            kind,
         })
     }
 
@@ -388,107 +376,102 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// One operand. The heavy cases are separate functions so that the frames on the path of
+    /// nesting stay small.
     fn primary(&mut self) -> Result<Expr> {
-        let pos = self.tok.pos;
-        match &self.tok.tok {
-            Tok::Int(i) => {
-                let i = *i;
+        let lit = match &self.tok.tok {
+            Tok::Int(i) => Expr::Lit(Literal::Int(*i)),
+            Tok::Dec(d) => Expr::Lit(self.number(*d)),
+            Tok::Str { value, .. } => Expr::Lit(Literal::Str(value.clone())),
+            Tok::Star => Expr::Payload,
+            Tok::LBracket => return self.array(),
+            Tok::LBrace => return self.object(),
+            Tok::LParen => return self.parenthesized(),
+            Tok::Ident(_) => return self.word(),
+            _ => return Err(self.expected("an expression")),
+        };
+        self.bump()?;
+        Ok(lit)
+    }
+
+    fn array(&mut self) -> Result<Expr> {
+        self.need_v2("Array literals")?;
+        self.bump()?;
+        let items = self.list(Tok::RBracket, "',' or ']'", Self::expr)?;
+        Ok(Expr::Array(items))
+    }
+
+    fn object(&mut self) -> Result<Expr> {
+        self.need_v2("Object literals")?;
+        self.bump()?;
+        let entries = self.list(Tok::RBrace, "',' or '}'", Self::entry)?;
+        Ok(Expr::Object(entries))
+    }
+
+    /// `( expr )` or a nested query `( SELECT ... FROM expr [WHERE ...] )`.
+    fn parenthesized(&mut self) -> Result<Expr> {
+        self.bump()?;
+        let e = if self.tok.tok.is_kw("SELECT") {
+            self.need_v2("Nested queries")?;
+            self.bump()?;
+            let projection = self.projection()?;
+            self.expect_kw("FROM")?;
+            let from = self.expr()?;
+            let condition = if self.tok.tok.is_kw("WHERE") {
                 self.bump()?;
-                Ok(Expr::Lit(Literal::Int(i)))
-            }
-            Tok::Dec(d) => {
-                let lit = self.number(*d);
-                self.bump()?;
-                Ok(Expr::Lit(lit))
-            }
-            Tok::Str { value, .. } => {
-                let s = value.clone();
-                self.bump()?;
-                Ok(Expr::Lit(Literal::Str(s)))
-            }
-            Tok::Star => {
-                self.bump()?;
-                Ok(Expr::Payload)
-            }
-            Tok::LBracket => {
-                self.need_v2("Array literals")?;
-                self.bump()?;
-                let items = self.list(Tok::RBracket, "',' or ']'", Self::expr)?;
-                Ok(Expr::Array(items))
-            }
-            Tok::LBrace => {
-                self.need_v2("Object literals")?;
-                self.bump()?;
-                let entries = self.list(Tok::RBrace, "',' or '}'", Self::entry)?;
-                Ok(Expr::Object(entries))
-            }
-            Tok::LParen => {
-                self.bump()?;
-                let e = if self.tok.tok.is_kw("SELECT") {
-                    self.need_v2("Nested queries")?;
-                    self.bump()?;
-                    let projection = self.projection()?;
-                    self.expect_kw("FROM")?;
-                    let from = self.expr()?;
-                    let condition = if self.tok.tok.is_kw("WHERE") {
-                        self.bump()?;
-                        Some(self.expr()?)
-                    } else {
-                        None
-                    };
-                    Expr::Subquery(Box::new(Query {
-                        projection,
-                        from,
-                        condition,
-                    }))
-                } else {
-                    self.expr()?
-                };
-                self.expect(Tok::RParen, "')'")?;
-                Ok(e)
-            }
-            Tok::Ident(word) => {
-                let word = word.clone();
-                if word.eq_ignore_ascii_case("TRUE") || word.eq_ignore_ascii_case("FALSE") {
-                    self.bump()?;
-                    return Ok(Expr::Lit(Literal::Bool(word.eq_ignore_ascii_case("TRUE"))));
-                }
-                if word.eq_ignore_ascii_case("NULL") {
-                    self.bump()?;
-                    return Ok(Expr::Lit(Literal::Null));
-                }
-                if word.eq_ignore_ascii_case("CASE") {
-                    return self.case();
-                }
-                if is_reserved(&word) {
-                    return Err(self.expected("an expression"));
-                }
-                if self.peek2()? != Tok::LParen {
-                    self.bump()?;
-                    return Ok(Expr::Ident(word));
-                }
-                if word.eq_ignore_ascii_case("cast") {
-                    return self.cast();
-                }
-                let func = Func::lookup(&word, self.v2).map_err(|e| {
-                    let m = match e {
-                        LookupError::Unknown => format!("Unknown function '{word}'"),
-                        LookupError::Unsupported => {
-                            format!("Function '{word}' is not supported by this gateway")
-                        }
-                        LookupError::NeedsV2 => {
-                            format!("Function '{word}' requires SQL version 2016-03-23")
-                        }
-                    };
-                    ParseError::new(m, pos)
-                })?;
-                self.bump()?;
-                self.bump()?; // '('
-                let args = self.list(Tok::RParen, "',' or ')'", Self::expr)?;
-                Ok(Expr::Call(func, args))
-            }
-            _ => Err(self.expected("an expression")),
-        }
+                Some(self.expr()?)
+            } else {
+                None
+            };
+            Expr::Subquery(Box::new(Query {
+                projection,
+                from,
+                condition,
+            }))
+        } else {
+            self.expr()?
+        };
+        self.expect(Tok::RParen, "')'")?;
+        Ok(e)
+    }
+
+    /// A word: a keyword literal, CASE, a function call, or a field name.
+    fn word(&mut self) -> Result<Expr> {
+        let Tok::Ident(word) = &self.tok.tok else {
+            return Err(self.expected("an expression"));
+        };
+        let lit = if word.eq_ignore_ascii_case("TRUE") {
+            Literal::Bool(true)
+        } else if word.eq_ignore_ascii_case("FALSE") {
+            Literal::Bool(false)
+        } else if word.eq_ignore_ascii_case("NULL") {
+            Literal::Null
+        } else if word.eq_ignore_ascii_case("CASE") {
+            return self.case();
+        } else if is_reserved(word) {
+            return Err(self.expected("an expression"));
+        } else if self.peek2()? != Tok::LParen {
+            let name = word.clone();
+            self.bump()?;
+            return Ok(Expr::Ident(name));
+        } else if word.eq_ignore_ascii_case("cast") {
+            return self.cast();
+        } else {
+            return self.call();
+        };
+        self.bump()?;
+        Ok(Expr::Lit(lit))
+    }
+
+    fn call(&mut self) -> Result<Expr> {
+        let Tok::Ident(word) = &self.tok.tok else {
+            return Err(self.expected("a function name"));
+        };
+        let func = Func::lookup(word, self.v2).map_err(|e| lookup_error(e, word, self.tok.pos))?;
+        self.bump()?;
+        self.bump()?; // '('
+        let args = self.list(Tok::RParen, "',' or ')'", Self::expr)?;
+        Ok(Expr::Call(func, args))
     }
 
     /// Comma-separated items up to `close` (consumed); may be empty.
@@ -588,4 +571,15 @@ impl<'a> Parser<'a> {
             otherwise,
         })
     }
+}
+
+#[cold]
+#[inline(never)]
+fn lookup_error(e: LookupError, word: &str, pos: Position) -> ParseError {
+    let m = match e {
+        LookupError::Unknown => format!("Unknown function '{word}'"),
+        LookupError::Unsupported => format!("Function '{word}' is not supported by this gateway"),
+        LookupError::NeedsV2 => format!("Function '{word}' requires SQL version 2016-03-23"),
+    };
+    ParseError::new(m, pos)
 }

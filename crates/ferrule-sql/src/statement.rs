@@ -60,10 +60,14 @@ impl Statement {
         env: &mut dyn Env,
     ) -> Result<Option<Output>, EvalError> {
         let mut cx = Cx::new(msg, env, self.version);
-        if let Some(c) = &self.query.condition
-            && !truthy(&eval(c, &mut cx, Scope::Message))
-        {
-            return Ok(None);
+        if let Some(c) = &self.query.condition {
+            let holds = truthy(&eval(c, &mut cx, Scope::Message));
+            if cx.exhausted() {
+                return Err(EvalError::LimitExceeded);
+            }
+            if !holds {
+                return Ok(None);
+            }
         }
         if self.is_select_star() {
             let bytes = msg.payload.to_vec();
@@ -74,6 +78,9 @@ impl Statement {
             }));
         }
         let v = project(&self.query.projection, &mut cx, Scope::Message);
+        if cx.exhausted() {
+            return Err(EvalError::LimitExceeded);
+        }
         Ok(Some(match v {
             Value::Undefined => Output::Raw(Vec::new()),
             Value::Array(_) if !self.version.is_v2() => return Err(EvalError::TopLevelArray),

@@ -25,6 +25,21 @@ impl Value {
         matches!(self, Value::Undefined)
     }
 
+    /// Roughly how many bytes the value holds; what evaluation is charged for producing it.
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Value::String(s) => 8 + s.len(),
+            Value::Array(items) => 8 + items.iter().map(Value::weight).sum::<usize>(),
+            Value::Object(entries) => {
+                8 + entries
+                    .iter()
+                    .map(|(k, v)| k.len() + v.weight())
+                    .sum::<usize>()
+            }
+            _ => 8,
+        }
+    }
+
     /// `obj.key`: Undefined unless this is an object with that key.
     pub(crate) fn field(&self, key: &str) -> Value {
         match self {
