@@ -61,6 +61,12 @@ mod value;
 mod version;
 
 pub use error::{EvalError, ParseError, Position};
+
+/// Standard base64 with padding (RFC 4648), as `encode(x, 'base64')` gives it; the rules
+/// engine uses it for the error action's `base64OriginalPayload`.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    base64::encode(bytes)
+}
 pub use message::{Env, Message, Output};
 pub use statement::Statement;
 pub use template::{Template, render_template};

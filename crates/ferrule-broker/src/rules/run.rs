@@ -103,7 +103,7 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
         "topic": msg.topic.as_str(),
         "cloudwatchTraceId": trace_id,
         "clientId": msg.publisher.as_deref().unwrap_or("n/a"),
-        "base64OriginalPayload": base64(&msg.payload),
+        "base64OriginalPayload": ferrule_sql::base64_encode(&msg.payload),
         "failures": failures,
     });
     let output = Output::Json(payload.to_string().into_bytes());
@@ -246,46 +246,4 @@ async fn post_with_retries(
         }
     }
     Err(format!("{last} (after {HTTP_ATTEMPTS} attempts)"))
-}
-
-/// Standard base64 with padding, for `base64OriginalPayload`.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base64;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
 }
