@@ -165,7 +165,7 @@ async fn a_failing_action_runs_the_error_action_with_aws_payload() {
     let mut dev = s.b.client(Opts::v5("dev-1")).await;
     dev.publish("work/a", r#"{"x":1}"#, QoS::AtMostOnce, false)
         .await;
-    let mut got = vec![sub.recv_publish().await, sub.recv_publish().await];
+    let mut got = [sub.recv_publish().await, sub.recv_publish().await];
     got.sort_by_key(|p| p.topic.as_ref().unwrap().as_str().to_owned());
     // The other action still ran.
     assert_eq!(got[0].topic.as_ref().unwrap().as_str(), "done/a");
