@@ -154,6 +154,12 @@ pub(crate) fn parse(call: &Call) -> Result<RulePayload, ApiError> {
         .transpose()?;
     // The SQL last: a payload with several problems reports the structural ones first.
     let parsed = parse_rule_sql(&wire.sql, &sql_version).map_err(ApiError::SqlParse)?;
+    for (i, action) in actions.iter().enumerate() {
+        check_templates(&format!("actions[{i}]"), action, &sql_version)?;
+    }
+    if let Some(action) = &error_action {
+        check_templates("errorAction", action, &sql_version)?;
+    }
     Ok(RulePayload {
         sql: wire.sql,
         parsed,
@@ -163,6 +169,37 @@ pub(crate) fn parse(call: &Call) -> Result<RulePayload, ApiError> {
         disabled: wire.rule_disabled.unwrap_or(false),
         sql_version,
     })
+}
+
+/// Parses the substitution templates (`${...}`) of the action fields the rules engine renders,
+/// so that a rule whose templates cannot run is refused now rather than failing on every
+/// message.
+fn check_templates(path: &str, action: &Map<String, Value>, version: &str) -> Result<(), ApiError> {
+    let Ok(version) = version.parse::<ferrule_sql::SqlVersion>() else {
+        return Ok(()); // already refused with its member's name
+    };
+    let Some((kind, fields)) = action.iter().next() else {
+        return Ok(());
+    };
+    let mut texts: Vec<(String, &str)> = Vec::new();
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    match kind.as_str() {
+        "republish" => texts.extend(text("topic").map(|t| (format!("{path}.{kind}.topic"), t))),
+        "http" => {
+            texts.extend(text("url").map(|t| (format!("{path}.{kind}.url"), t)));
+            let headers = fields.get("headers").and_then(Value::as_array);
+            for (i, header) in headers.into_iter().flatten().enumerate() {
+                if let Some(value) = header.get("value").and_then(Value::as_str) {
+                    texts.push((format!("{path}.{kind}.headers[{i}].value"), value));
+                }
+            }
+        }
+        _ => {}
+    }
+    for (member, text) in texts {
+        ferrule_sql::Template::parse(text, version).map_err(|e| invalid(&member, e))?;
+    }
+    Ok(())
 }
 
 fn invalid(path: &str, problem: impl std::fmt::Display) -> ApiError {

@@ -518,3 +518,42 @@ async fn bad_names_and_list_parameters_are_refused() {
     }
     ok(&h, "GET", "/rules?maxResults=10000", "").await;
 }
+
+#[tokio::test]
+async fn action_templates_that_do_not_parse_are_refused() {
+    let h = harness().await;
+    for (actions, member) in [
+        (
+            r#"[{"republish":{"roleArn":"r","topic":"out/${topic(}"}}]"#,
+            "actions[0].republish.topic",
+        ),
+        (
+            r#"[{"http":{"url":"https://example.com/${nosuch()}"}}]"#,
+            "actions[0].http.url",
+        ),
+        (
+            r#"[{"http":{"url":"https://example.com/","headers":[{"key":"k","value":"${"}]}}]"#,
+            "actions[0].http.headers[0].value",
+        ),
+    ] {
+        let r = h
+            .send(
+                "POST",
+                "/rules/templated",
+                &payload("SELECT * FROM 'a'", actions),
+            )
+            .await;
+        assert_error(&r, 400, "InvalidRequestException");
+        assert!(message(&r).starts_with(member), "{member}: {}", message(&r));
+    }
+    ok(
+        &h,
+        "POST",
+        "/rules/templated",
+        &payload(
+            "SELECT * FROM 'a'",
+            r#"[{"republish":{"roleArn":"r","topic":"$$aws/things/${topic(1)}/x"}}]"#,
+        ),
+    )
+    .await;
+}
