@@ -1,12 +1,14 @@
 //! `ferrule-bench`: a load generator for MQTT brokers, to compare Ferrule with its peers.
 //!
 //! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
-//! connection setup, over plain TCP, the same way for every broker. The client side is the
-//! sans-IO `ferrule-mqtt` codec over non-blocking sockets on a single-threaded runtime by
-//! default, so it costs little CPU and leaves the rest of the machine to the broker.
+//! connection setup, over plain TCP or TLS with client certificates, the same way for every
+//! broker. The client side is the sans-IO `ferrule-mqtt` codec over
+//! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
+//! leaves the rest of the machine to the broker.
 //!
-//! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`. Nothing of the
-//! broker itself: it must treat every broker alike.
+//! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`; `rustls` and
+//! `tokio-rustls` (aws-lc-rs, as the broker uses) for TLS.
+//! Nothing of the broker itself: it must treat every broker alike.
 //!
 //! Safety: it only ever connects to loopback addresses (see [`target`]), and every run stops by
 //! itself, after its message count or `--timeout`, whichever comes first.
@@ -20,9 +22,12 @@ mod histogram;
 mod pubsub;
 mod report;
 mod target;
+mod tls;
 
 use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,6 +36,7 @@ use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 
 use crate::connect::ConnectPlan;
 use crate::pubsub::{PubSubPlan, STAMP_LEN};
+use crate::tls::TlsClient;
 
 /// Load generator for MQTT brokers on this machine (loopback only).
 #[derive(Debug, Parser)]
@@ -44,7 +50,7 @@ struct Cli {
 enum Command {
     /// Publishers -> broker -> subscribers: throughput, loss, duplicates and latency.
     Pubsub(PubSubArgs),
-    /// Connection setup: CONNECT -> CONNACK per second and its latency.
+    /// Connection setup: CONNECT -> CONNACK per second and its latency, over TCP or mTLS.
     Connect(ConnectArgs),
 }
 
@@ -54,7 +60,7 @@ struct Common {
     /// Broker host: a loopback address (127.0.0.0/8, ::1) or `localhost`; others are refused.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Broker port (plain MQTT over TCP).
+    /// Broker port (MQTT over TCP, or over TLS with --cafile).
     #[arg(long, default_value_t = 1883)]
     port: u16,
     /// MQTT protocol version: 3.1.1 or 5.
@@ -118,6 +124,36 @@ struct ConnectArgs {
     /// `ulimit -n`), instead of closing each right after CONNACK.
     #[arg(long)]
     hold: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// MQTT over TLS with client certificates.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// Connect over TLS, trusting the server certificates these CA certificates (PEM) issued.
+    #[arg(long, requires = "certs")]
+    cafile: Option<PathBuf>,
+    /// Client certificates: every NAME.crt in this directory (PEM chain, leaf first, sent as
+    /// is) with its NAME.key (PEM private key), taken in turn.
+    #[arg(long, requires = "cafile")]
+    certs: Option<PathBuf>,
+    /// The name the server certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+}
+
+impl TlsArgs {
+    fn load(&self) -> anyhow::Result<Option<Arc<TlsClient>>> {
+        match (&self.cafile, &self.certs) {
+            (Some(cafile), Some(certs)) => Ok(Some(Arc::new(TlsClient::load(
+                cafile,
+                certs,
+                &self.server_name,
+            )?))),
+            _ => Ok(None),
+        }
+    }
 }
 
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
@@ -204,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hold: args.hold,
                 timeout: Duration::from_secs(args.common.timeout),
                 run_id,
+                tls: args.tls.load()?,
             };
             let report = runtime(args.common.threads)?.block_on(connect::run(plan))?;
             (report, args.common.json)
