@@ -2,13 +2,15 @@
 //!
 //! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
 //! connection setup, over plain TCP or TLS with client certificates, the same way for every
-//! broker. The client side is the sans-IO `ferrule-mqtt` codec over
+//! broker; and, for AWS IoT Core's just-in-time registration, how long a new device waits for
+//! an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
 //! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
 //! leaves the rest of the machine to the broker.
 //!
 //! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`; `rustls` and
-//! `tokio-rustls` (aws-lc-rs, as the broker uses) for TLS.
-//! Nothing of the broker itself: it must treat every broker alike.
+//! `tokio-rustls` (aws-lc-rs, as the broker uses) for TLS, `aws-lc-rs` for certificate ids,
+//! `serde_json` for event bodies. Nothing of the broker itself: it must treat every broker
+//! alike, and talks to a control plane only through an operator process it is given.
 //!
 //! Safety: it only ever connects to loopback addresses (see [`target`]), and every run stops by
 //! itself, after its message count or `--timeout`, whichever comes first.
@@ -19,6 +21,7 @@
 mod conn;
 mod connect;
 mod histogram;
+mod jitr;
 mod pubsub;
 mod report;
 mod target;
@@ -35,6 +38,7 @@ use clap::{Args, Parser, Subcommand};
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 
 use crate::connect::ConnectPlan;
+use crate::jitr::JitrPlan;
 use crate::pubsub::{PubSubPlan, STAMP_LEN};
 use crate::tls::TlsClient;
 
@@ -52,6 +56,8 @@ enum Command {
     Pubsub(PubSubArgs),
     /// Connection setup: CONNECT -> CONNACK per second and its latency, over TCP or mTLS.
     Connect(ConnectArgs),
+    /// Just-in-time registration: CONNECT -> CONNACK of new devices activated by an operator.
+    Jitr(JitrArgs),
 }
 
 /// Flags every scenario takes.
@@ -156,6 +162,28 @@ impl TlsArgs {
     }
 }
 
+#[derive(Debug, Args)]
+struct JitrArgs {
+    #[command(flatten)]
+    common: Common,
+    /// A plain listener of the same broker where an anonymous client may subscribe to
+    /// `$aws/events/certificates/registered/+`.
+    #[arg(long)]
+    events_port: u16,
+    /// Devices to connect, each with its own certificate [default: every one in --certs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    devices: Option<u32>,
+    /// Devices connecting at the same time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The operator, after `--`: a command that prints `ready`, then for each certificate id
+    /// read from stdin activates it and prints `ok ID UPDATE_US ATTACH_US` or `error ID MSG`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    operator: Vec<String>,
+}
+
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
     match s {
         "3.1.1" | "311" | "4" => Ok(ProtocolVersion::V311),
@@ -243,6 +271,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tls: args.tls.load()?,
             };
             let report = runtime(args.common.threads)?.block_on(connect::run(plan))?;
+            (report, args.common.json)
+        }
+        Command::Jitr(args) => {
+            let tls = args
+                .tls
+                .load()?
+                .context("jitr needs --cafile and --certs (devices connect over TLS)")?;
+            let devices = match args.devices {
+                Some(n) => n,
+                None => u32::try_from(tls.identities.len()).context("too many certificates")?,
+            };
+            let plan = JitrPlan {
+                addr: target::loopback_addr(&args.common.host, args.common.port)?,
+                events_addr: target::loopback_addr(&args.common.host, args.events_port)?,
+                protocol: args.common.protocol,
+                tls,
+                devices,
+                concurrency: args.concurrency,
+                operator: args.operator,
+                timeout: Duration::from_secs(args.common.timeout),
+                run_id,
+            };
+            let report = runtime(args.common.threads)?.block_on(jitr::run(plan))?;
             (report, args.common.json)
         }
     };

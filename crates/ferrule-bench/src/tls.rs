@@ -36,6 +36,8 @@ const READ_CHUNK: usize = 4096;
 pub(crate) struct Identity {
     /// The file stem it was loaded from, for messages.
     pub(crate) name: String,
+    /// Hex SHA-256 of the leaf certificate's DER: AWS IoT's certificate id.
+    pub(crate) certificate_id: String,
     /// A client configuration presenting this identity.
     config: Arc<ClientConfig>,
 }
@@ -99,9 +101,10 @@ fn identity(crt: &Path, roots: &Arc<RootCertStore>) -> anyhow::Result<Identity> 
     let chain = CertificateDer::pem_file_iter(crt)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .with_context(|| format!("reading {}", crt.display()))?;
-    if chain.is_empty() {
+    let Some(leaf) = chain.first() else {
         bail!("{}: no certificate in it", crt.display());
-    }
+    };
+    let certificate_id = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf).as_ref());
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("reading {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -117,7 +120,16 @@ fn identity(crt: &Path, roots: &Arc<RootCertStore>) -> anyhow::Result<Identity> 
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     Ok(Identity {
         name,
+        certificate_id,
         config: Arc::new(config),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
     })
 }
 
@@ -225,5 +237,15 @@ impl TlsConn {
             .await
             .context("writing to the broker")?;
         self.stream.flush().await.context("writing to the broker")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab]), "000fab");
     }
 }
