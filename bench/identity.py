@@ -9,7 +9,8 @@ Subcommands:
                  `aws iot register-ca-certificate` and `aws iot register-certificate`.
   operator       The JITR operator ferrule-bench drives: prints `ready`, then for each
                  certificate id read from stdin calls UpdateCertificate ACTIVE and AttachPolicy
-                 and prints `ok ID UPDATE_US ATTACH_US` (or `error ID MESSAGE`).
+                 and prints `ok ID UPDATE_US ATTACH_US` (or `error ID MESSAGE`); --workers
+                 threads, each with its own client, take requests as they come.
 
 The control plane is reached with boto3 (one persistent client, SigV4), with credentials from
 AWS_SHARED_CREDENTIALS_FILE and AWS_DEFAULT_REGION. Keys and certificates are made with the
@@ -188,25 +189,47 @@ def cmd_provision(args):
 
 
 def cmd_operator(args):
-    iot = client(args.endpoint)
-    region = iot.meta.region_name
-    # Warm up: the first call pays for the connection and botocore's lazy loading.
-    iot.get_policy(policyName=args.policy)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        cert_id = line.strip()
-        if not cert_id:
-            continue
+    import concurrent.futures
+    import threading
+
+    local = threading.local()
+    out = threading.Lock()
+
+    def iot():
+        # One client per worker thread, made once and reused: a persistent operator.
+        if not hasattr(local, "iot"):
+            local.iot = client(args.endpoint)
+            # Warm up: the first call pays for the connection and botocore's lazy loading.
+            local.iot.get_policy(policyName=args.policy)
+        return local.iot
+
+    def say(line):
+        with out:
+            print(line, flush=True)
+
+    def activate(cert_id):
         try:
+            c = iot()
             t0 = time.monotonic_ns()
-            iot.update_certificate(certificateId=cert_id, newStatus="ACTIVE")
+            c.update_certificate(certificateId=cert_id, newStatus="ACTIVE")
             t1 = time.monotonic_ns()
-            iot.attach_policy(policyName=args.policy, target=cert_arn(region, cert_id))
+            c.attach_policy(policyName=args.policy, target=cert_arn(c.meta.region_name, cert_id))
             t2 = time.monotonic_ns()
-            print(f"ok {cert_id} {(t1 - t0) // 1000} {(t2 - t1) // 1000}", flush=True)
+            say(f"ok {cert_id} {(t1 - t0) // 1000} {(t2 - t1) // 1000}")
         except Exception as e:  # reported to the bench, which counts it
             message = " ".join(str(e).split())
-            print(f"error {cert_id} {type(e).__name__}: {message}", flush=True)
+            say(f"error {cert_id} {type(e).__name__}: {message}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+        # Every worker's client is made and warmed up before the first request.
+        barrier = threading.Barrier(args.workers)
+        for f in [pool.submit(lambda: (iot(), barrier.wait())) for _ in range(args.workers)]:
+            f.result()
+        say("ready")
+        for line in sys.stdin:
+            cert_id = line.strip()
+            if cert_id:
+                pool.submit(activate, cert_id)
 
 
 def main():
@@ -226,6 +249,7 @@ def main():
     p = sub.add_parser("operator")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--policy", default="bench-allow-all")
+    p.add_argument("--workers", type=int, default=1, help="requests handled at the same time")
     p.set_defaults(run=cmd_operator)
     args = parser.parse_args()
     args.run(args)

@@ -18,7 +18,7 @@
 #   CONCURRENCY=N   connections set up at the same time in mTLS runs (10; also 1 at a time)
 #   POOL=N          device certificates per key type (50)
 #   DEVICES=N       new devices per JITR run (50)
-#   JITR_CONCURRENCY=N  devices at a time in the second JITR run (10)
+#   JITR_CONCURRENCY=N  devices (and operator threads) at a time in the concurrent JITR runs (10)
 #   MOSQUITTO=0     skip the Mosquitto comparison
 #   RAW=FILE        also append every run's JSON line to FILE
 #   CARGO_TARGET_DIR  where cargo builds (default: ./target)
@@ -91,9 +91,9 @@ export AWS_SHARED_CREDENTIALS_FILE=$DATA/credentials AWS_DEFAULT_REGION=us-east-
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 
 # --- Certificates --------------------------------------------------------------------------
-log "making certificates: $POOL ECDSA P-256 + $POOL RSA-2048 devices, 2 x $DEVICES for JITR..."
+log "making certificates: $POOL ECDSA P-256 + $POOL RSA-2048 devices, 3 x $DEVICES for JITR..."
 python3 "$IDENTITY" pki "$PKI" --ec "$POOL" --rsa "$POOL" \
-    --jitr-set "jitr-1=$DEVICES" --jitr-set "jitr-$JITR_CONCURRENCY=$DEVICES"
+    --jitr-set "jitr-a=$DEVICES" --jitr-set "jitr-b=$DEVICES" --jitr-set "jitr-c=$DEVICES"
 log "registering them (3 CAs, $((2 * POOL)) ACTIVE certificates with an allow-all policy)..."
 python3 "$IDENTITY" provision "$PKI" --endpoint "http://$API" >"$WORK/cas.txt"
 
@@ -184,29 +184,34 @@ cpu_per() {
         else .broker_cpu_s * 1e6 / $n | round end' <<<"$1"
 }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Load average, and the share of time some runnable task waited for a CPU over the last minute.
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg), CPU pressure $(sed -n 's/^some avg10=[^ ]* avg60=\([^ ]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo -) %"; }
+LOAD_BEFORE=$(load)
 CA=(--cafile "$DATA/server-ca.pem")
 N=(--connections "$CONNECTIONS")
 # label|broker pid|ferrule-bench connect arguments
+F_TLS="--port ${MQTTS##*:} ${CA[*]}"
+# label|broker pid|ferrule-bench connect arguments; each Ferrule run is followed by the same
+# run against Mosquitto, so that both see about the same background load.
 RUNS=(
-    "Ferrule, ECDSA P-256, $CONCURRENCY at a time|$FERRULE_PID|--port ${MQTTS##*:} ${CA[*]} --certs $PKI/ec ${N[*]} --concurrency $CONCURRENCY"
-    "Ferrule, RSA-2048, $CONCURRENCY at a time|$FERRULE_PID|--port ${MQTTS##*:} ${CA[*]} --certs $PKI/rsa ${N[*]} --concurrency $CONCURRENCY"
-    "Ferrule, ECDSA P-256, 1 at a time|$FERRULE_PID|--port ${MQTTS##*:} ${CA[*]} --certs $PKI/ec ${N[*]} --concurrency 1"
+    "Ferrule, ECDSA P-256, $CONCURRENCY at a time|$FERRULE_PID|$F_TLS --certs $PKI/ec ${N[*]} --concurrency $CONCURRENCY"
+    "Mosquitto (set_tcp_nodelay), ECDSA P-256, $CONCURRENCY at a time|mosq|--certs $PKI/ec ${N[*]} --concurrency $CONCURRENCY"
+    "Ferrule, RSA-2048, $CONCURRENCY at a time|$FERRULE_PID|$F_TLS --certs $PKI/rsa ${N[*]} --concurrency $CONCURRENCY"
+    "Mosquitto (set_tcp_nodelay), RSA-2048, $CONCURRENCY at a time|mosq|--certs $PKI/rsa ${N[*]} --concurrency $CONCURRENCY"
+    "Ferrule, ECDSA P-256, 1 at a time|$FERRULE_PID|$F_TLS --certs $PKI/ec ${N[*]} --concurrency 1"
+    "Mosquitto (set_tcp_nodelay), ECDSA P-256, 1 at a time|mosq|--certs $PKI/ec ${N[*]} --concurrency 1"
+    "Mosquitto (defaults), ECDSA P-256, $CONCURRENCY at a time|mosqd|--certs $PKI/ec --connections $((CONNECTIONS / 4)) --concurrency $CONCURRENCY"
+    "Ferrule, plain TCP, no certificate (reference), $CONCURRENCY at a time|$FERRULE_PID|--port ${MQTT##*:} ${N[*]} --concurrency $CONCURRENCY"
 )
-if [[ $MOSQUITTO == 1 ]]; then
-    RUNS+=(
-        "Mosquitto (set_tcp_nodelay), ECDSA P-256, $CONCURRENCY at a time|$MOSQ_PID|--port $MOSQ_PORT ${CA[*]} --certs $PKI/ec ${N[*]} --concurrency $CONCURRENCY"
-        "Mosquitto (set_tcp_nodelay), RSA-2048, $CONCURRENCY at a time|$MOSQ_PID|--port $MOSQ_PORT ${CA[*]} --certs $PKI/rsa ${N[*]} --concurrency $CONCURRENCY"
-        "Mosquitto (set_tcp_nodelay), ECDSA P-256, 1 at a time|$MOSQ_PID|--port $MOSQ_PORT ${CA[*]} --certs $PKI/ec ${N[*]} --concurrency 1"
-        "Mosquitto (defaults), ECDSA P-256, $CONCURRENCY at a time|$MOSQD_PID|--port $MOSQD_PORT ${CA[*]} --certs $PKI/ec --connections $((CONNECTIONS / 4)) --concurrency $CONCURRENCY"
-    )
-fi
-RUNS+=("Ferrule, plain TCP, no certificate (reference), $CONCURRENCY at a time|$FERRULE_PID|--port ${MQTT##*:} ${N[*]} --concurrency $CONCURRENCY")
 
 ROWS=()
 NEGOTIATED=
 for run in "${RUNS[@]}"; do
     IFS='|' read -r name pid args <<<"$run"
+    case $pid in
+        mosq) [[ $MOSQUITTO == 1 ]] || continue; pid=$MOSQ_PID args="--port $MOSQ_PORT ${CA[*]} $args" ;;
+        mosqd) [[ $MOSQUITTO == 1 ]] || continue; pid=$MOSQD_PID args="--port $MOSQD_PORT ${CA[*]} $args" ;;
+    esac
     log "running: $name"
     results=()
     for _ in $(seq "$REPEAT"); do
@@ -219,13 +224,21 @@ for run in "${RUNS[@]}"; do
 done
 
 JROWS=()
-for c in 1 "$JITR_CONCURRENCY"; do
-    log "running: JITR, $DEVICES new devices, $c at a time"
+# name|devices at a time|operator workers
+JITR_RUNS=(
+    "jitr-a|1|1"
+    "jitr-b|$JITR_CONCURRENCY|1"
+    "jitr-c|$JITR_CONCURRENCY|$JITR_CONCURRENCY"
+)
+for run in "${JITR_RUNS[@]}"; do
+    IFS='|' read -r set c workers <<<"$run"
+    name="$DEVICES devices, $c at a time, operator $workers at a time"
+    log "running: JITR, $name"
     j=$(run_once "$FERRULE_PID" jitr --port "${MQTTS##*:}" --events-port "${MQTT##*:}" \
-        "${CA[@]}" --certs "$PKI/jitr-$c" --concurrency "$c" \
-        -- python3 "$IDENTITY" operator --endpoint "http://$API")
+        "${CA[@]}" --certs "$PKI/$set" --concurrency "$c" \
+        -- python3 "$IDENTITY" operator --endpoint "http://$API" --workers "$workers")
     p() { echo "$(ms ".${1}_p50_us" "$j") / $(ms ".${1}_p95_us" "$j") / $(ms ".${1}_max_us" "$j")"; }
-    JROWS+=("| $DEVICES devices, $c at a time | $(num .succeeded "$j") / $(num .failed "$j") | $(p hold) | $(p event) | $(p activate) | $(p release) | $(num .connack_before_answer "$j") | $(p update) | $(p attach) |")
+    JROWS+=("| $name | $(num .succeeded "$j") / $(num .failed "$j") | $(p hold) | $(p event) | $(p activate) | $(p release) | $(num .connack_before_answer "$j") | $(p update) | $(p attach) |")
     errors=$(jq -r '.errors // [] | .[]' <<<"$j")
     [[ -z $errors ]] || log "  errors: $errors"
 done
@@ -235,7 +248,7 @@ mosq_version=
 [[ $MOSQUITTO == 1 ]] && mosq_version=$(mosquitto -h 2>/dev/null | head -1 || true)
 echo "Ferrule $("$FERRULE" --version | awk '{ print $2 }')${mosq_version:+ vs $mosq_version};" \
     "$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)); MQTT 3.1.1;" \
-    "load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
+    "before: $LOAD_BEFORE; after: $(load)."
 echo
 echo "mTLS connection setup: $CONNECTIONS connections per run, $POOL registered ACTIVE device" \
     "certificates per key type taken in turn, full handshakes (no resumption), median of" \
@@ -246,8 +259,8 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "JITR hold latency (ms, p50 / p95 / max; --jitr-mode hold): $DEVICES new ECDSA P-256 devices" \
-    "per run under an auto-registration CA; the operator (one persistent boto3 client, one" \
-    "request at a time) activates each certificate (UpdateCertificate ACTIVE, then AttachPolicy)" \
+    "per run under an auto-registration CA; the operator (persistent boto3 clients, one per" \
+    "worker thread) activates each certificate (UpdateCertificate ACTIVE, then AttachPolicy)" \
     "when its registered event arrives on the plain listener."
 echo
 echo "| Run | ok / failed | CONNECT → CONNACK | CONNECT → event | event → operator done | operator done → CONNACK | CONNACK first | UpdateCertificate call | AttachPolicy call |"
