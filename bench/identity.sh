@@ -189,7 +189,6 @@ load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg), CPU pressure $(sed
 LOAD_BEFORE=$(load)
 CA=(--cafile "$DATA/server-ca.pem")
 N=(--connections "$CONNECTIONS")
-# label|broker pid|ferrule-bench connect arguments
 F_TLS="--port ${MQTTS##*:} ${CA[*]}"
 # label|broker pid|ferrule-bench connect arguments; each Ferrule run is followed by the same
 # run against Mosquitto, so that both see about the same background load.
