@@ -1,12 +1,16 @@
 //! `ferrule-bench`: a load generator for MQTT brokers, to compare Ferrule with its peers.
 //!
 //! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
-//! connection setup, over plain TCP, the same way for every broker. The client side is the
-//! sans-IO `ferrule-mqtt` codec over non-blocking sockets on a single-threaded runtime by
-//! default, so it costs little CPU and leaves the rest of the machine to the broker.
+//! connection setup, over plain TCP or TLS with client certificates, the same way for every
+//! broker; and, for AWS IoT Core's just-in-time registration, how long a new device waits for
+//! an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
+//! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
+//! leaves the rest of the machine to the broker.
 //!
-//! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`. Nothing of the
-//! broker itself: it must treat every broker alike.
+//! What it may depend on: `ferrule-mqtt`, `tokio`, `bytes`, `clap`, `anyhow`; `rustls` and
+//! `tokio-rustls` (aws-lc-rs, as the broker uses) for TLS, `aws-lc-rs` for certificate ids,
+//! `serde_json` for event bodies. Nothing of the broker itself: it must treat every broker
+//! alike, and talks to a control plane only through an operator process it is given.
 //!
 //! Safety: it only ever connects to loopback addresses (see [`target`]), and every run stops by
 //! itself, after its message count or `--timeout`, whichever comes first.
@@ -17,12 +21,16 @@
 mod conn;
 mod connect;
 mod histogram;
+mod jitr;
 mod pubsub;
 mod report;
 mod target;
+mod tls;
 
 use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,7 +38,9 @@ use clap::{Args, Parser, Subcommand};
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 
 use crate::connect::ConnectPlan;
+use crate::jitr::JitrPlan;
 use crate::pubsub::{PubSubPlan, STAMP_LEN};
+use crate::tls::TlsClient;
 
 /// Load generator for MQTT brokers on this machine (loopback only).
 #[derive(Debug, Parser)]
@@ -44,8 +54,10 @@ struct Cli {
 enum Command {
     /// Publishers -> broker -> subscribers: throughput, loss, duplicates and latency.
     Pubsub(PubSubArgs),
-    /// Connection setup: CONNECT -> CONNACK per second and its latency.
+    /// Connection setup: CONNECT -> CONNACK per second and its latency, over TCP or mTLS.
     Connect(ConnectArgs),
+    /// Just-in-time registration: CONNECT -> CONNACK of new devices activated by an operator.
+    Jitr(JitrArgs),
 }
 
 /// Flags every scenario takes.
@@ -54,7 +66,7 @@ struct Common {
     /// Broker host: a loopback address (127.0.0.0/8, ::1) or `localhost`; others are refused.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Broker port (plain MQTT over TCP).
+    /// Broker port (MQTT over TCP, or over TLS with --cafile).
     #[arg(long, default_value_t = 1883)]
     port: u16,
     /// MQTT protocol version: 3.1.1 or 5.
@@ -118,6 +130,58 @@ struct ConnectArgs {
     /// `ulimit -n`), instead of closing each right after CONNACK.
     #[arg(long)]
     hold: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// MQTT over TLS with client certificates.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// Connect over TLS, trusting the server certificates these CA certificates (PEM) issued.
+    #[arg(long, requires = "certs")]
+    cafile: Option<PathBuf>,
+    /// Client certificates: every NAME.crt in this directory (PEM chain, leaf first, sent as
+    /// is) with its NAME.key (PEM private key), taken in turn.
+    #[arg(long, requires = "cafile")]
+    certs: Option<PathBuf>,
+    /// The name the server certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+}
+
+impl TlsArgs {
+    fn load(&self) -> anyhow::Result<Option<Arc<TlsClient>>> {
+        match (&self.cafile, &self.certs) {
+            (Some(cafile), Some(certs)) => Ok(Some(Arc::new(TlsClient::load(
+                cafile,
+                certs,
+                &self.server_name,
+            )?))),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct JitrArgs {
+    #[command(flatten)]
+    common: Common,
+    /// A plain listener of the same broker where an anonymous client may subscribe to
+    /// `$aws/events/certificates/registered/+`.
+    #[arg(long)]
+    events_port: u16,
+    /// Devices to connect, each with its own certificate [default: every one in --certs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    devices: Option<u32>,
+    /// Devices connecting at the same time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The operator, after `--`: a command that prints `ready`, then for each certificate id
+    /// read from stdin activates it and prints `ok ID UPDATE_US ATTACH_US` or `error ID MSG`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    operator: Vec<String>,
 }
 
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
@@ -204,8 +268,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hold: args.hold,
                 timeout: Duration::from_secs(args.common.timeout),
                 run_id,
+                tls: args.tls.load()?,
             };
             let report = runtime(args.common.threads)?.block_on(connect::run(plan))?;
+            (report, args.common.json)
+        }
+        Command::Jitr(args) => {
+            let tls = args
+                .tls
+                .load()?
+                .context("jitr needs --cafile and --certs (devices connect over TLS)")?;
+            let devices = match args.devices {
+                Some(n) => n,
+                None => u32::try_from(tls.identities.len()).context("too many certificates")?,
+            };
+            let plan = JitrPlan {
+                addr: target::loopback_addr(&args.common.host, args.common.port)?,
+                events_addr: target::loopback_addr(&args.common.host, args.events_port)?,
+                protocol: args.common.protocol,
+                tls,
+                devices,
+                concurrency: args.concurrency,
+                operator: args.operator,
+                timeout: Duration::from_secs(args.common.timeout),
+                run_id,
+            };
+            let report = runtime(args.common.threads)?.block_on(jitr::run(plan))?;
             (report, args.common.json)
         }
     };

@@ -81,6 +81,24 @@ impl Report {
         }
     }
 
+    /// Adds p50/p95/max of `histogram` in microseconds under the three `keys`: for runs of a
+    /// few dozen samples, where a p99 would be the maximum.
+    pub(crate) fn add_p95(&mut self, keys: [&'static str; 3], label: &str, histogram: &Histogram) {
+        let values = [
+            histogram.quantile(0.50),
+            histogram.quantile(0.95),
+            histogram.max(),
+        ];
+        for ((key, which), value) in keys.into_iter().zip(["p50", "p95", "max"]).zip(values) {
+            self.fields.push(Field {
+                key,
+                label: format!("{label} {which}"),
+                unit: "us",
+                value: value.map_or(Value::Missing, |ns| Value::Num(ns as f64 / 1e3)),
+            });
+        }
+    }
+
     /// Records a problem seen during the run; the run still reports what it measured.
     pub(crate) fn error(&mut self, message: impl Into<String>) {
         self.errors.push(message.into());

@@ -1,10 +1,18 @@
 //! Runs the built `ferrule-bench` against a private Mosquitto on a free loopback port: every
-//! message must arrive exactly once, the JSON line must parse as the report, and non-loopback
-//! hosts must be refused. Skipped (with a note) where `mosquitto` is not installed.
+//! message must arrive exactly once, the JSON line must parse as the report, connections over
+//! TLS must present the client certificates given, and non-loopback hosts must be refused.
+//! Skipped (with a note) where `mosquitto` is not installed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
 
 /// A Mosquitto listening on 127.0.0.1 only, killed on drop.
 struct Mosquitto {
@@ -21,6 +29,12 @@ impl Drop for Mosquitto {
 }
 
 fn mosquitto() -> Option<Mosquitto> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    mosquitto_in(dir, "")
+}
+
+/// A Mosquitto whose configuration is `extra` after the listener line, with files in `dir`.
+fn mosquitto_in(dir: tempfile::TempDir, extra: &str) -> Option<Mosquitto> {
     if Command::new("mosquitto").arg("-h").output().is_err() {
         eprintln!("mosquitto is not installed; skipping");
         return None;
@@ -29,11 +43,10 @@ fn mosquitto() -> Option<Mosquitto> {
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port();
-    let dir = tempfile::tempdir().expect("temporary directory");
     let config = dir.path().join("mosquitto.conf");
     std::fs::write(
         &config,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
     )
     .expect("writing mosquitto.conf");
     let child = Command::new("mosquitto")
@@ -141,6 +154,100 @@ fn connect_counts_connections() {
     let json = String::from_utf8(out.stdout).expect("UTF-8 output");
     assert_eq!(field(&json, "succeeded"), "50", "{json}");
     assert_eq!(field(&json, "failed"), "0", "{json}");
+}
+
+/// Writes `name` into `dir`, readable by the user Mosquitto switches to when run as root.
+fn write_readable(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("writing a test file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    path
+}
+
+/// A CA, and `n` client certificates it issued as `NAME.crt`/`NAME.key` in `dir`.
+fn client_certs(ca_name: &str, n: usize, dir: &Path) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, ca_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a CA key"))
+        .expect("a CA certificate");
+    std::fs::create_dir_all(dir).expect("creating the certificate directory");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for i in 0..n {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("device {i}"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("a device key");
+        let cert = params.signed_by(&key, &ca).expect("a device certificate");
+        write_readable(dir, &format!("d{i}.crt"), &cert.pem());
+        write_readable(dir, &format!("d{i}.key"), &key.serialize_pem());
+    }
+    ca
+}
+
+#[test]
+fn connect_over_mtls_presents_the_client_certificates() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().to_owned();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let devices = client_certs("bench devices", 3, &root.join("devices"));
+    client_certs("strangers", 2, &root.join("strangers"));
+
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned()]).expect("server parameters");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().expect("a server key");
+    let server = params
+        .signed_by(&server_key, &devices)
+        .expect("a server certificate");
+    let ca = write_readable(&root, "ca.pem", &devices.pem());
+    let cert = write_readable(&root, "server.pem", &server.pem());
+    let key = write_readable(&root, "server.key", &server_key.serialize_pem());
+    let extra = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let Some(broker) = mosquitto_in(dir, &extra) else {
+        return;
+    };
+
+    let run = |certs: &str| {
+        let out = bench(&[
+            "connect",
+            "--port",
+            &broker.port.to_string(),
+            "--cafile",
+            ca.to_str().expect("a UTF-8 path"),
+            "--certs",
+            root.join(certs).to_str().expect("a UTF-8 path"),
+            "--connections",
+            "6",
+            "--concurrency",
+            "2",
+            "--timeout",
+            "20",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    };
+    let json = run("devices");
+    assert_eq!(field(&json, "succeeded"), "6", "{json}");
+    assert_eq!(field(&json, "identities"), "3", "{json}");
+    assert!(field(&json, "negotiated").contains("TLSv1_3"), "{json}");
+    assert_ne!(field(&json, "connack_p50_us"), "null", "{json}");
+    // Certificates of a CA the broker does not trust are refused, and counted as failures.
+    let json = run("strangers");
+    assert_eq!(field(&json, "succeeded"), "0", "{json}");
+    assert_eq!(field(&json, "failed"), "6", "{json}");
 }
 
 #[test]

@@ -21,7 +21,8 @@ use tokio::time::{Instant, timeout_at};
 
 use self::publisher::{PubJob, PubStats, publish};
 pub(crate) use self::stamp::STAMP_LEN;
-use self::subscriber::{SubJob, SubStats, open_subscriber, subscribe};
+pub(crate) use self::subscriber::open_subscriber;
+use self::subscriber::{SubJob, SubStats, subscribe};
 use crate::conn::{Conn, connect_packet};
 use crate::report::{Report, Value};
 

@@ -17,7 +17,7 @@ use crate::conn::Conn;
 use crate::histogram::Histogram;
 
 /// Connects, subscribes to `filter` and waits for the SUBACK granting `qos`.
-pub(super) async fn open_subscriber(
+pub(crate) async fn open_subscriber(
     addr: SocketAddr,
     connect: ferrule_mqtt::Connect,
     filter: TopicFilter,
