@@ -23,10 +23,12 @@ mod mqtt;
 mod paho;
 mod pki;
 mod process;
+mod rules;
 
 #[allow(unused_imports)] // each test binary uses a different subset
 pub(crate) use self::{
     aws::*, events::*, hook::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*, process::*,
+    rules::*,
 };
 
 use std::ffi::OsString;
