@@ -67,3 +67,31 @@ pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
             .and_then(|(_, v)| v.parse().ok())
     })
 }
+
+/// The sum of the `name{...}` samples in `text` whose labels include every `label="value"` pair
+/// in `labels`; `None` when no sample matches (counters appear on their first increment).
+pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(rest) = series.strip_prefix(name) else {
+            continue;
+        };
+        let have: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else if let Some(inner) = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            inner.split(',').map(str::trim).collect()
+        } else {
+            continue; // another metric whose name starts with `name`
+        };
+        if wanted.iter().all(|w| have.contains(&w.as_str()))
+            && let Ok(v) = value.parse::<f64>()
+        {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}

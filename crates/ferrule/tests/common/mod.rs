@@ -16,16 +16,19 @@
 
 mod aws;
 mod events;
+mod hook;
 mod http;
 mod mosquitto;
 mod mqtt;
 mod paho;
 mod pki;
 mod process;
+mod rules;
 
 #[allow(unused_imports)] // each test binary uses a different subset
 pub(crate) use self::{
-    aws::*, events::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*, process::*,
+    aws::*, events::*, hook::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*, process::*,
+    rules::*,
 };
 
 use std::ffi::OsString;
@@ -100,6 +103,8 @@ pub(crate) struct Server {
     data_dir: PathBuf,
     log_path: PathBuf,
     args: Vec<OsString>,
+    /// Extra environment variables (`FERRULE_*` settings), kept across restarts.
+    env: Vec<(OsString, OsString)>,
     listeners: Listeners,
     starts: u32,
     /// The aws CLI runner and credentials file ([`Server::aws`]).
@@ -135,6 +140,11 @@ impl Server {
 
     /// Starts the binary with `serve --data-dir DIR` and `args` (which name the listeners).
     pub(crate) fn start_with(args: Vec<OsString>) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// Like [`Server::start_with`], with these environment variables set for the binary.
+    pub(crate) fn start_with_env(args: Vec<OsString>, env: &[(&str, &str)]) -> Server {
         let root = tempfile::Builder::new()
             .prefix("ferrule-it-")
             .tempdir()
@@ -148,6 +158,10 @@ impl Server {
             data_dir,
             log_path,
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+                .collect(),
             listeners: Listeners::default(),
             starts: 0,
             aws,
@@ -172,6 +186,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("FERRULE_LOG", "info,ferrule_broker=debug")
             // Plain log lines, so tests can search them.
             .env("NO_COLOR", "1")

@@ -227,6 +227,40 @@ impl Sub {
             .try_line(timeout, |l| l.starts_with("MSG|"))
             .map(|l| Msg::parse(&l))
     }
+
+    /// The first message not yet taken that `pred` accepts, if one is there or comes within
+    /// `timeout`; other messages stay available.
+    pub(crate) fn try_next_where(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Msg) -> bool,
+    ) -> Option<Msg> {
+        self.proc
+            .try_line(timeout, |l| l.starts_with("MSG|") && pred(&Msg::parse(l)))
+            .map(|l| Msg::parse(&l))
+    }
+
+    /// The next message on exactly `topic`; panics (with everything seen) after `timeout`.
+    pub(crate) fn next_on(&mut self, topic: &str, timeout: Duration) -> Msg {
+        match self.try_next_where(timeout, |m| m.topic == topic) {
+            Some(m) => m,
+            None => panic!(
+                "no message on {topic} within {timeout:?}; seen:\n{}",
+                self.proc.seen().join("\n")
+            ),
+        }
+    }
+
+    /// Every message received so far, taken or not, after collecting what arrives in `settle`.
+    pub(crate) fn all_seen(&mut self, settle: Duration) -> Vec<Msg> {
+        self.proc.drain(settle);
+        self.proc
+            .seen()
+            .iter()
+            .filter(|l| l.starts_with("MSG|"))
+            .map(|l| Msg::parse(l))
+            .collect()
+    }
 }
 
 /// Runs `mosquitto_pub` to completion and asserts it succeeded. `extra` holds `-r`, `-D …` etc.
