@@ -326,3 +326,47 @@ async fn disabling_a_rule_stops_it() {
     dev.publish("a", "3", QoS::AtMostOnce, false).await;
     assert_eq!(text(&sub.recv_publish().await), "3");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_headers_become_mqtt5_properties() {
+    let s = setup(Vec::new()).await;
+    add_rule(
+        &s.registry,
+        "with_headers",
+        json!({
+            "sql": "SELECT * FROM 'req/+'",
+            "actions": [{"republish": {
+                "roleArn": "arn:aws:iam::123456789012:role/r",
+                "topic": "resp/${topic(2)}",
+                "headers": {
+                    "payloadFormatIndicator": "UTF8_DATA",
+                    "contentType": "application/json",
+                    "responseTopic": "back/${topic(2)}",
+                    "correlationData": "Y29ycmVsYXRl",
+                    "messageExpiry": "60",
+                    "userProperties": [{"key": "from", "value": "${clientid()}"}]
+                }
+            }}],
+            "awsIotSqlVersion": "2016-03-23"
+        }),
+    )
+    .await;
+    let mut sub = s.b.client(Opts::v5("sub")).await;
+    sub.subscribe("resp/#", QoS::AtMostOnce).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut dev = s.b.client(Opts::v5("asker")).await;
+    dev.publish("req/7", "{}", QoS::AtMostOnce, false).await;
+    let got = sub.recv_publish().await;
+    assert_eq!(got.topic.as_ref().unwrap().as_str(), "resp/7");
+    let p = &got.properties;
+    assert_eq!(p.payload_format_indicator, Some(1));
+    assert_eq!(p.content_type.as_deref(), Some("application/json"));
+    assert_eq!(p.response_topic.as_deref(), Some("back/7"));
+    assert_eq!(p.correlation_data.as_deref(), Some(&b"correlate"[..]));
+    assert!(
+        p.message_expiry_interval
+            .is_some_and(|s| s <= 60 && s >= 58),
+        "{p:?}"
+    );
+    assert_eq!(p.user_properties, vec![("from".into(), "asker".into())]);
+}

@@ -67,6 +67,13 @@ pub use error::{EvalError, ParseError, Position};
 pub fn base64_encode(bytes: &[u8]) -> String {
     base64::encode(bytes)
 }
+
+/// The bytes of standard base64 text (RFC 4648, padding optional), as `decode(x, 'base64')`
+/// reads it; `None` if it is not base64. The republish action decodes `correlationData` with
+/// it.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    base64::decode(text)
+}
 pub use message::{Env, Message, Output};
 pub use statement::Statement;
 pub use template::{Template, render_template};

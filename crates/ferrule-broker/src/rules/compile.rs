@@ -17,6 +17,7 @@ pub(crate) enum Action {
     Republish {
         topic: Template,
         qos: QoS,
+        headers: Box<RepublishHeaders>,
     },
     Lambda {
         function_arn: String,
@@ -72,6 +73,7 @@ impl Action {
                     0 => QoS::AtMostOnce,
                     _ => QoS::AtLeastOnce,
                 },
+                headers: Box::new(RepublishHeaders::compile(body.get("headers"), version)?),
             },
             "lambda" => Action::Lambda {
                 function_arn: text("functionArn")?,
@@ -99,6 +101,60 @@ impl Action {
             other => Action::Unsupported {
                 kind: other.to_owned(),
             },
+        })
+    }
+}
+
+/// The MQTT 5 properties a republish sets (`headers` in the action), each a substitution
+/// template.
+#[derive(Debug, Default)]
+pub(crate) struct RepublishHeaders {
+    /// `UTF8_DATA` or `UNSPECIFIED_BYTES`.
+    pub(crate) payload_format_indicator: Option<Template>,
+    pub(crate) content_type: Option<Template>,
+    pub(crate) response_topic: Option<Template>,
+    /// Base64 of the correlation data.
+    pub(crate) correlation_data: Option<Template>,
+    /// Seconds, as text.
+    pub(crate) message_expiry: Option<Template>,
+    pub(crate) user_properties: Vec<(Template, Template)>,
+}
+
+impl RepublishHeaders {
+    fn compile(headers: Option<&Value>, version: SqlVersion) -> Result<RepublishHeaders, String> {
+        let Some(headers) = headers.filter(|h| !h.is_null()) else {
+            return Ok(RepublishHeaders::default());
+        };
+        let field = |name: &str| -> Result<Option<Template>, String> {
+            headers
+                .get(name)
+                .and_then(Value::as_str)
+                .map(|t| {
+                    Template::parse(t, version)
+                        .map_err(|e| format!("republish.headers.{name}: {e}"))
+                })
+                .transpose()
+        };
+        let mut user_properties = Vec::new();
+        for p in headers
+            .get("userProperties")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let part = |name: &str| {
+                Template::parse(p.get(name).and_then(Value::as_str).unwrap_or(""), version)
+                    .map_err(|e| format!("republish.headers.userProperties.{name}: {e}"))
+            };
+            user_properties.push((part("key")?, part("value")?));
+        }
+        Ok(RepublishHeaders {
+            payload_format_indicator: field("payloadFormatIndicator")?,
+            content_type: field("contentType")?,
+            response_topic: field("responseTopic")?,
+            correlation_data: field("correlationData")?,
+            message_expiry: field("messageExpiry")?,
+            user_properties,
         })
     }
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrule_mqtt::{Properties, TopicName};
-use ferrule_sql::{Env, Output};
+use ferrule_sql::{Env, Output, Template};
 use serde_json::json;
 
-use super::compile::{Action, Rule};
+use super::compile::{Action, RepublishHeaders, Rule};
 use super::{RuleInput, RulesSettings, http};
 use crate::broker::BrokerInner;
 use crate::session::Message;
@@ -146,19 +146,28 @@ async fn execute(
     env: &mut SystemEnv,
 ) -> Result<(), Failure> {
     match action {
-        Action::Republish { topic, qos } => {
+        Action::Republish {
+            topic,
+            qos,
+            headers,
+        } => {
             let rendered = topic.render(msg, env);
             let name = TopicName::new(rendered.as_str()).map_err(|e| Failure::Failed {
                 resource: rendered.clone(),
                 message: format!("the republish topic {rendered:?} is not a valid topic: {e}"),
             })?;
+            let (properties, expiry) =
+                republish_properties(headers, msg, env).map_err(|message| Failure::Failed {
+                    resource: rendered.clone(),
+                    message,
+                })?;
             let republished = Arc::new(Message {
                 topic: name,
                 payload: Bytes::copy_from_slice(output.as_bytes()),
                 qos: *qos,
                 retain: false,
-                properties: Properties::default(),
-                expires_at_ms: None,
+                properties,
+                expires_at_ms: expiry.map(|secs| crate::broker::now_ms() + u64::from(secs) * 1000),
                 publisher: None,
                 principal: None,
                 rule_hops: hops.saturating_add(1),
@@ -217,6 +226,55 @@ async fn execute(
         }
         Action::Unsupported { .. } => Err(Failure::Unsupported),
     }
+}
+
+/// The MQTT 5 properties of a republished message, and its expiry in seconds, from the
+/// action's headers rendered against the original message.
+fn republish_properties(
+    headers: &RepublishHeaders,
+    msg: &ferrule_sql::Message<'_>,
+    env: &mut SystemEnv,
+) -> Result<(Properties, Option<u32>), String> {
+    let mut render = |t: &Option<Template>| t.as_ref().map(|t| t.render(msg, env));
+    let mut properties = Properties {
+        payload_format_indicator: match render(&headers.payload_format_indicator).as_deref() {
+            None => None,
+            Some("UTF8_DATA") => Some(1),
+            Some("UNSPECIFIED_BYTES") => Some(0),
+            Some(other) => {
+                return Err(format!(
+                    "payloadFormatIndicator {other:?} is neither UTF8_DATA nor UNSPECIFIED_BYTES"
+                ));
+            }
+        },
+        content_type: render(&headers.content_type),
+        response_topic: render(&headers.response_topic),
+        ..Properties::default()
+    };
+    if let Some(topic) = &properties.response_topic
+        && TopicName::new(topic.as_str()).is_err()
+    {
+        return Err(format!("responseTopic {topic:?} is not a valid topic name"));
+    }
+    if let Some(data) = render(&headers.correlation_data) {
+        let bytes = ferrule_sql::base64_decode(&data)
+            .ok_or_else(|| format!("correlationData {data:?} is not base64"))?;
+        properties.correlation_data = Some(Bytes::from(bytes));
+    }
+    let expiry = match render(&headers.message_expiry) {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("messageExpiry {text:?} is not a number of seconds"))?,
+        ),
+    };
+    for (key, value) in &headers.user_properties {
+        properties
+            .user_properties
+            .push((key.render(msg, env), value.render(msg, env)));
+    }
+    Ok((properties, expiry))
 }
 
 /// Most attempts of one HTTP delivery.
