@@ -365,7 +365,7 @@ async fn republish_headers_become_mqtt5_properties() {
     assert_eq!(p.correlation_data.as_deref(), Some(&b"correlate"[..]));
     assert!(
         p.message_expiry_interval
-            .is_some_and(|s| s <= 60 && s >= 58),
+            .is_some_and(|s| (58..=60).contains(&s)),
         "{p:?}"
     );
     assert_eq!(p.user_properties, vec![("from".into(), "asker".into())]);
