@@ -15,7 +15,7 @@ use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Auth, Grant, PolicySet, Principal, is_certificate_arn};
+use super::{Auth, Grant, PolicySet, Principal, certificate_id_of, is_certificate_arn};
 use crate::broker::{BrokerInner, now_ms};
 use crate::client_auth::ClientIdentity;
 use crate::events;
@@ -148,18 +148,33 @@ impl Auth {
         let mut hold_until: Option<Instant> = None;
         let mut announced = false;
         let mut retries = 0;
+        // After a change concerning the certificate, the cache may not have heard of it yet
+        // (the watcher reads the same feed): the next decision reads the database.
+        let mut fresh = false;
         loop {
-            let record = registry
-                .get_certificate(id)
-                .await
-                .map_err(Rejection::registry)?;
+            let generation = self.cache.generation();
+            let cached = if fresh { None } else { self.cache.record(id) };
+            let record = match cached {
+                Some(cached) => Some(cached),
+                None => {
+                    let read = registry
+                        .get_certificate(id)
+                        .await
+                        .map_err(Rejection::registry)?
+                        .map(Arc::new);
+                    if let Some(r) = &read {
+                        self.cache.store_record(generation, r.clone());
+                    }
+                    read
+                }
+            };
             let record = match record {
                 Some(r) => r,
                 None => match self.register(identity).await? {
                     Some(record) => {
                         events::certificate_registered(broker, self, &record, true);
                         announced = true;
-                        record
+                        Arc::new(record)
                     }
                     // Another connection registered it a moment ago: read it again.
                     None => continue,
@@ -168,14 +183,17 @@ impl Auth {
             match record.status {
                 CertificateStatus::Active => {
                     let grant = self
-                        .certificate_grant(id, &arn, client_id, base.clone())
+                        .certificate_grant(id, &arn, client_id, base.clone(), fresh)
                         .await?;
                     self.track(&grant);
-                    if retries < MAX_RETRIES && changed_meanwhile(&mut feed, id) {
+                    let stale =
+                        changed_meanwhile(&mut feed, id) || self.cache.generation() != generation;
+                    if retries < MAX_RETRIES && stale {
                         // The status or the policies may be stale; tracked now, later changes
                         // reach the grant through the watcher.
                         self.forget(&grant);
                         retries += 1;
+                        fresh = true;
                         continue;
                     }
                     let (policies, ctx) = grant.current();
@@ -213,6 +231,7 @@ impl Auth {
             if outcome == Wait::ClientGone {
                 return Err(Rejection::client_gone(id));
             }
+            fresh = true;
             if outcome == Wait::TimedOut {
                 let waited = self.settings.jitr_hold.as_millis();
                 return Err(match record.status {
@@ -305,9 +324,10 @@ impl Auth {
         arn: &str,
         client_id: &Arc<str>,
         base: Context,
+        fresh: bool,
     ) -> Result<Arc<Grant>, Rejection> {
         let (policies, ctx) = self
-            .load_certificate_policies(arn, client_id, &base)
+            .load_certificate_policies(arn, client_id, &base, fresh)
             .await
             .map_err(Rejection::registry)?;
         Ok(Arc::new(Grant::new(
@@ -317,27 +337,49 @@ impl Auth {
             },
             client_id.clone(),
             base,
-            Arc::new(policies),
+            policies,
             ctx,
         )))
     }
 
     /// The policies attached to a certificate and the variables they are evaluated with: the
     /// connection's `base` plus the thing variables, which resolve when the client id names a
-    /// thing the certificate is attached to.
+    /// thing the certificate is attached to. `fresh` reads the database even when the cache
+    /// knows the answer.
     pub(crate) async fn load_certificate_policies(
         &self,
         arn: &str,
         client_id: &str,
         base: &Context,
-    ) -> Result<(PolicySet, Context), RegistryError> {
+        fresh: bool,
+    ) -> Result<(Arc<PolicySet>, Context), RegistryError> {
         let registry = &self.settings.registry;
-        let records = registry.policies_for_target(arn).await?;
+        let generation = self.cache.generation();
+        let id = certificate_id_of(arn).unwrap_or(arn);
+        let policies = match self.cache.policies(id).filter(|_| !fresh) {
+            Some(cached) => cached,
+            None => {
+                let set = Arc::new(PolicySet::from_records(
+                    registry.policies_for_target(arn).await?,
+                ));
+                self.cache.store_policies(generation, id, set.clone());
+                set
+            }
+        };
+        let things = match self.cache.things(id).filter(|_| !fresh) {
+            Some(cached) => cached,
+            None => {
+                let names: Arc<[String]> = registry
+                    .list_principal_things(arn, &PageRequest::first(THING_PAGE))
+                    .await?
+                    .items
+                    .into();
+                self.cache.store_things(generation, id, names.clone());
+                names
+            }
+        };
         let mut ctx = base.clone();
-        let things = registry
-            .list_principal_things(arn, &PageRequest::first(THING_PAGE))
-            .await?;
-        let thing = match things.items.iter().any(|t| t == client_id) {
+        let thing = match things.iter().any(|t| t == client_id) {
             true => registry.get_thing(client_id).await?,
             false => None,
         };
@@ -354,7 +396,7 @@ impl Auth {
             }
             None => ctx.set("iot:Connection.Thing.IsAttached", "false"),
         }
-        Ok((PolicySet::from_records(records), ctx))
+        Ok((policies, ctx))
     }
 }
 

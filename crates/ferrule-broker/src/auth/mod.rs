@@ -10,6 +10,7 @@
 
 mod admit;
 mod authz;
+mod cache;
 mod watch;
 
 use std::collections::HashMap;
@@ -248,6 +249,8 @@ pub(crate) struct Auth {
     pub(crate) arn_prefix: Arc<str>,
     anonymous: ArcSwap<PolicySet>,
     live: Mutex<Live>,
+    /// Certificates' records, policies and things between their connections.
+    cache: cache::RegistryCache,
 }
 
 impl Auth {
@@ -261,6 +264,7 @@ impl Auth {
             arn_prefix,
             anonymous: ArcSwap::from_pointee(PolicySet::FullAccess),
             live: Mutex::new(Live::default()),
+            cache: cache::RegistryCache::default(),
         };
         match &auth.settings.anonymous_policy {
             None => tracing::warn!(

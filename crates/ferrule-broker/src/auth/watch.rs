@@ -27,6 +27,7 @@ pub(crate) fn spawn_watcher(
             match change {
                 Ok(change) => apply(&auth, change).await,
                 Err(RecvError::Lagged(missed)) => {
+                    auth.cache.invalidate();
                     tracing::warn!(
                         missed,
                         "registry change feed lagged: reloading every live grant"
@@ -46,6 +47,8 @@ pub(crate) fn spawn_watcher(
 }
 
 async fn apply(auth: &Auth, change: RegistryChange) {
+    // First, before any reload below reads through it.
+    auth.cache.invalidate();
     match change {
         RegistryChange::CertificateChanged {
             certificate_id,
@@ -108,10 +111,10 @@ async fn apply(auth: &Auth, change: RegistryChange) {
 /// connection. A registry error keeps the old grant (and says so).
 async fn reload(auth: &Auth, grant: &Arc<Grant>) {
     let loaded = match &grant.principal {
-        Principal::Certificate { arn, .. } => auth
-            .load_certificate_policies(arn, &grant.client_id, &grant.base)
-            .await
-            .map(|(p, ctx)| (Arc::new(p), ctx)),
+        Principal::Certificate { arn, .. } => {
+            auth.load_certificate_policies(arn, &grant.client_id, &grant.base, false)
+                .await
+        }
         Principal::Anonymous => Ok((auth.anonymous.load_full(), grant.base.clone())),
     };
     let (policies, ctx) = match loaded {
