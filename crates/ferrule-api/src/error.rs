@@ -4,12 +4,19 @@
 //! the status AWS uses for the code, an `x-amzn-ErrorType: <Code>` header, and a JSON body
 //! `{"__type": "<Code>", "message": "..."}` (plus `resourceId`/`resourceArn` where the model has
 //! them). The `x-amzn-RequestId` header is added by the authentication layer to every response.
+//!
+//! Services on the JSON 1.1 protocol (CloudWatch Logs) answer through [`Json11Error`]: the
+//! same body, `Content-Type: application/x-amz-json-1.1`, their own names for a few codes
+//! (`InvalidParameterException`), and 400 for every client error, as those services do.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferrule_store::RegistryError;
 
 use crate::sigv4::AuthError;
+
+/// The content type of JSON 1.1 requests and responses.
+pub(crate) const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// An API call that failed, as the AWS error code botocore will see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,9 +165,64 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// The wire protocol an error is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// AWS IoT's rest-json: a status per code.
+    RestJson,
+    /// CloudWatch Logs' JSON 1.1: 400 for client errors, 500 for server errors.
+    Json11,
+}
+
+/// An [`ApiError`] answered in the JSON 1.1 protocol (`X-Amz-Target` services).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Json11Error(pub(crate) ApiError);
+
+impl From<ApiError> for Json11Error {
+    fn from(e: ApiError) -> Self {
+        Json11Error(e)
+    }
+}
+
+impl From<RegistryError> for Json11Error {
+    fn from(e: RegistryError) -> Self {
+        Json11Error(e.into())
+    }
+}
+
+impl IntoResponse for Json11Error {
+    fn into_response(self) -> Response {
+        self.0.response(Protocol::Json11)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = self.code();
+        self.response(Protocol::RestJson)
+    }
+}
+
+impl ApiError {
+    /// The code in `protocol`: JSON 1.1 services name a few codes differently.
+    fn code_in(&self, protocol: Protocol) -> &'static str {
+        match (protocol, self) {
+            (Protocol::Json11, ApiError::InvalidRequest(_)) => "InvalidParameterException",
+            _ => self.code(),
+        }
+    }
+
+    /// The status in `protocol`.
+    fn status_in(&self, protocol: Protocol) -> StatusCode {
+        match (protocol, self) {
+            (Protocol::RestJson, _) => self.status(),
+            (Protocol::Json11, ApiError::Auth(_)) => self.status(),
+            (Protocol::Json11, ApiError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            (Protocol::Json11, _) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn response(self, protocol: Protocol) -> Response {
+        let code = self.code_in(protocol);
         let message = match &self {
             // The detail is in the server's log; clients get no internals.
             ApiError::Internal(_) => {
@@ -169,23 +231,27 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = serde_json::json!({ "__type": code, "message": message });
-        if let ApiError::ResourceAlreadyExists {
-            resource_id,
-            resource_arn,
-            ..
-        } = &self
+        if let (
+            Protocol::RestJson,
+            ApiError::ResourceAlreadyExists {
+                resource_id,
+                resource_arn,
+                ..
+            },
+        ) = (protocol, &self)
         {
             body["resourceId"] = resource_id.as_str().into();
             if !resource_arn.is_empty() {
                 body["resourceArn"] = resource_arn.as_str().into();
             }
         }
-        let mut response = (self.status(), body.to_string()).into_response();
+        let content_type = match protocol {
+            Protocol::RestJson => "application/json",
+            Protocol::Json11 => JSON_11,
+        };
+        let mut response = (self.status_in(protocol), body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
         response
     }

@@ -16,6 +16,11 @@
 //! their principals; topic rules (payloads checked against botocore's model, the SQL by a
 //! stand-in in `rule_sql.rs` until the SQL crate is in); `DescribeEndpoint`; tags.
 //!
+//! CloudWatch Logs (`aws logs`, JSON 1.1) arrives on the same endpoint as `POST /` with
+//! `X-Amz-Target: Logs_20140328.<Operation>`: log groups (with retention), log streams,
+//! `PutLogEvents`, `GetLogEvents` and `FilterLogEvents` (term filter patterns only), stored in
+//! the registry. Its errors are `{"__type", "message"}` with status 400, as on AWS.
+//!
 //! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
 //! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
 //! `serde_json`. No `anyhow`, no global state.

@@ -4,7 +4,8 @@
 //! - [`BrokerStore`]: retained messages and persistent MQTT sessions, which the broker keeps in
 //!   memory and writes here so they survive a restart. SQLite only: this state is per node.
 //! - [`Registry`]: CA and device certificates, IoT policies, things, topic rules, tags and
-//!   account settings, on SQLite (default, in the data dir) or PostgreSQL (for several nodes).
+//!   account settings, and CloudWatch Logs groups, streams and events, on SQLite (default, in
+//!   the data dir) or PostgreSQL (for several nodes).
 //!   One conformance suite, `tests/registry_conformance.rs`, runs every registry test against
 //!   both backends.
 //!
@@ -49,6 +50,8 @@ pub use error::StoreError;
 pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
 pub use registry::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
-    Page, PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange,
-    RegistryError, RuleRecord, ThingRecord,
+    FilteredLogEvents, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
+    LogGroupRecord, LogStreamOrder, LogStreamRecord, NewLogEvent, Page, PageRequest,
+    ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange, RegistryError,
+    RuleRecord, ThingRecord,
 };

@@ -1,11 +1,14 @@
 //! The operations, and the router that maps botocore's method + path onto them.
 //!
 //! Paths and methods are copied from botocore's `iot` model (`requestUri`, `http.method`).
+//! `POST /` is where the services on other protocols arrive (CloudWatch Logs' JSON 1.1 by
+//! `X-Amz-Target`; later IAM's query protocol by `Action=`); [`post_root`] sorts them out.
 //! Path labels are matched on the raw path, so a label may hold `%2F` (the target ARN of
 //! `ListAttachedPolicies`); the extractor percent-decodes it afterwards.
 
 mod cas;
 mod certs;
+mod logs;
 mod misc;
 mod policies;
 mod rules;
@@ -16,8 +19,11 @@ use std::str::FromStr;
 
 use axum::Json;
 use axum::Router;
-use axum::http::{Method, Uri};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ferrule_store::PageRequest;
 use serde_json::Value;
@@ -153,6 +159,8 @@ pub fn router(state: ApiState) -> Router {
             get(misc::list_tags_for_resource).post(misc::tag_resource),
         )
         .route("/untag", post(misc::untag_resource))
+        // JSON 1.1 (and later query) services.
+        .route("/", post(post_root))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         // Only requests that match an operation need a signature: an unknown path is a plain
@@ -163,6 +171,21 @@ pub fn router(state: ApiState) -> Router {
         ))
         .layer(middleware::from_fn(crate::auth::stamp_request_id))
         .with_state(state)
+}
+
+/// `POST /`: a CloudWatch Logs operation when `X-Amz-Target` names one, otherwise the
+/// unknown-operation error every other unmatched request gets.
+async fn post_root(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match target.strip_prefix(logs::TARGET_PREFIX) {
+        Some(op) => logs::handle(&st, op, &body).await,
+        None => unknown_operation(Method::POST, Uri::from_static("/"))
+            .await
+            .into_response(),
+    }
 }
 
 async fn unknown_operation(method: Method, uri: Uri) -> ApiError {
@@ -287,5 +310,7 @@ fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_logs;
 #[cfg(test)]
 mod tests_rules;

@@ -135,7 +135,20 @@ impl Server {
     /// `aws iot ARGS` as `key`/`secret`, run by the aws CLI's own entry point in a long-lived
     /// Python process ([`CliRunner`]).
     pub(crate) fn aws_as(&self, key: &str, secret: &str, args: &[&str]) -> Result<Value, AwsError> {
-        let full = self.cli_args(args);
+        self.run_cli(key, secret, self.cli_args("iot", args))
+    }
+
+    /// `aws SERVICE ARGS` (another service on the same endpoint, `logs` say) with the test
+    /// credentials, through the long-lived runner.
+    pub(crate) fn aws_in(&self, service: &str, args: &[&str]) -> Result<Value, AwsError> {
+        self.run_cli(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            self.cli_args(service, args),
+        )
+    }
+
+    fn run_cli(&self, key: &str, secret: &str, full: Vec<String>) -> Result<Value, AwsError> {
         let mut runner = self.runner.lock().unwrap();
         let runner = runner.get_or_insert_with(CliRunner::start);
         let env = serde_json::json!({ "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret });
@@ -150,13 +163,13 @@ impl Server {
         args: &[&str],
     ) -> Result<Value, AwsError> {
         let mut cmd = Command::new("aws");
-        cmd.args(self.cli_args(args));
+        cmd.args(self.cli_args("iot", args));
         client_env(&mut cmd, key, secret);
         cli_result(run(&mut cmd))
     }
 
-    fn cli_args(&self, args: &[&str]) -> Vec<String> {
-        let mut full = vec!["iot".to_owned()];
+    fn cli_args(&self, service: &str, args: &[&str]) -> Vec<String> {
+        let mut full = vec![service.to_owned()];
         full.extend(args.iter().map(|a| (*a).to_owned()));
         let endpoint = self.endpoint();
         full.extend(

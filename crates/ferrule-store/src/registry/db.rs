@@ -228,6 +228,11 @@ impl From<i64> for Arg {
         Arg::Int(Some(v))
     }
 }
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
 impl From<&[u8]> for Arg {
     fn from(v: &[u8]) -> Self {
         Arg::Bytes(v.to_vec())

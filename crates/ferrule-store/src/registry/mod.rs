@@ -1,5 +1,6 @@
-//! The device registry: CA and device certificates, IoT policies, things, topic rules, tags
-//! and account-level settings, on SQLite or PostgreSQL.
+//! The device registry: CA and device certificates, IoT policies, things, topic rules, tags,
+//! account-level settings and CloudWatch Logs groups, streams and events, on SQLite or
+//! PostgreSQL.
 //!
 //! One [`Registry`] type whatever the backend, chosen when it is opened. Every operation that
 //! checks and then writes (the 5-version limit, delete conflicts, exclusive thing principals,
@@ -21,6 +22,8 @@ mod cas;
 mod certs;
 mod db;
 mod error;
+mod log_filter;
+mod logs;
 mod paging;
 mod policies;
 mod records;
@@ -39,6 +42,10 @@ use crate::error::StoreError;
 use crate::registry::db::{Db, Tx};
 
 pub use error::RegistryError;
+pub use logs::{
+    FilteredLogEvents, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
+    LogGroupRecord, LogStreamOrder, LogStreamRecord, NewLogEvent,
+};
 pub use records::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
     Page, PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, RegistryChange,
@@ -491,6 +498,95 @@ impl Registry {
     /// [`RegistryError::NotFound`] if there is no such rule.
     pub async fn delete_rule(&self, name: &str) -> Result<()> {
         rules::delete_rule(&self.inner.db, name).await
+    }
+
+    // ----- CloudWatch Logs -----
+
+    /// Creates a log group (no retention). [`RegistryError::AlreadyExists`] if the name is
+    /// taken. Validating the name is the caller's business.
+    pub async fn create_log_group(&self, name: &str, now_ms: i64) -> Result<()> {
+        logs::create_log_group(&self.inner.db, name, now_ms).await
+    }
+
+    /// Deletes a log group with its streams and their events. [`RegistryError::NotFound`] if
+    /// there is no such group.
+    pub async fn delete_log_group(&self, name: &str) -> Result<()> {
+        logs::delete_log_group(&self.inner.db, name).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) a log group's retention in days; which values are
+    /// allowed is the caller's business. [`RegistryError::NotFound`] if there is no such group.
+    /// The retention is recorded, not enforced: events are kept until the group is deleted.
+    pub async fn put_retention_policy(&self, name: &str, days: Option<i64>) -> Result<()> {
+        logs::put_retention_policy(&self.inner.db, name, days).await
+    }
+
+    /// One page of log groups, ordered by name, optionally only those whose name starts with
+    /// `prefix` (case-sensitive).
+    pub async fn describe_log_groups(
+        &self,
+        prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<LogGroupRecord>> {
+        logs::describe_log_groups(&self.inner.db, prefix, page).await
+    }
+
+    /// Creates a log stream in a group. [`RegistryError::NotFound`] if there is no such group;
+    /// [`RegistryError::AlreadyExists`] if the group has a stream of this name.
+    pub async fn create_log_stream(&self, group: &str, name: &str, now_ms: i64) -> Result<()> {
+        logs::create_log_stream(&self.inner.db, group, name, now_ms).await
+    }
+
+    /// One page of a group's log streams in `order` (`page.ascending` false: descending),
+    /// optionally only those whose name starts with `prefix`. [`RegistryError::NotFound`] if
+    /// there is no such group; [`RegistryError::InvalidRequest`] for a prefix with
+    /// [`LogStreamOrder::LastEventTime`], as on AWS.
+    pub async fn describe_log_streams(
+        &self,
+        group: &str,
+        prefix: Option<&str>,
+        order: LogStreamOrder,
+        page: &PageRequest,
+    ) -> Result<Page<LogStreamRecord>> {
+        logs::describe_log_streams(&self.inner.db, group, prefix, order, page).await
+    }
+
+    /// Appends events to a stream, all ingested at `now_ms`, in one transaction; creates
+    /// nothing. [`RegistryError::InvalidRequest`] for an empty batch or one not in
+    /// chronological order (nothing is stored); [`RegistryError::NotFound`] if the group or
+    /// the stream does not exist.
+    pub async fn put_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[NewLogEvent],
+        now_ms: i64,
+    ) -> Result<()> {
+        logs::put_log_events(&self.inner.db, group, stream, events, now_ms).await
+    }
+
+    /// One page of a stream's events (AWS's `GetLogEvents`): from the head or the tail, or
+    /// onwards from a token in the token's direction. [`RegistryError::NotFound`] if the group
+    /// or the stream does not exist; [`RegistryError::InvalidRequest`] for a malformed token.
+    pub async fn get_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        query: &LogEventsQuery,
+    ) -> Result<LogEventsPage> {
+        logs::get_log_events(&self.inner.db, group, stream, query).await
+    }
+
+    /// The events of a group's streams that match a filter pattern, oldest first (AWS's
+    /// `FilterLogEvents`). [`RegistryError::NotFound`] if there is no such group;
+    /// [`RegistryError::InvalidRequest`] for a pattern outside the term syntax, a malformed
+    /// token, or both stream names and a prefix.
+    pub async fn filter_log_events(
+        &self,
+        group: &str,
+        query: &LogFilterQuery,
+    ) -> Result<FilteredLogEvents> {
+        logs::filter_log_events(&self.inner.db, group, query).await
     }
 
     // ----- tags -----
