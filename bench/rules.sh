@@ -24,7 +24,8 @@
 #   SWEEP="R ..."   total msg/s to try the rule at, in order, stopping at the first that loses
 #                   messages ("10000 20000 40000 60000 80000 100000 120000 160000"),
 #                   SWEEP_SECONDS each (4); then BISECT more runs between the last rate
-#                   without loss and the first with (2)
+#                   without loss and the first with (2); then, for reference, the highest rate
+#                   without loss once more without the rule
 #   PERF=FILE       also profile the broker with perf during one more run at the first rate
 #                   that lost messages, and write the top of the report to FILE
 #   RAW=FILE        also append every run's JSON line to FILE
@@ -324,6 +325,13 @@ if [[ -n $PERF ]]; then
     log "profile written to $PERF"
 fi
 delete_rule
+# The same load without the rule, for the broker's CPU per message at that rate.
+if ((GOOD > 0)); then
+    per=$((GOOD / PUBLISHERS))
+    log "  no rule, $GOOD msg/s"
+    j=$(run_once "$BASE_FILTER" --rate "$per" --messages "$((per * SWEEP_SECONDS))")
+    SWEEP_ROWS+=("$(row "no rule, $GOOD msg/s offered (reference)" "$j")")
+fi
 
 # --- Report --------------------------------------------------------------------------------
 HEADER="| Run | published | publish msg/s | delivered msg/s | rule runs/s | p50 / p99 µs | lost | rules queue drops | session queue drops | max rules queue | broker CPU µs/msg | broker CPU wait % |"
@@ -342,7 +350,8 @@ printf '%s\n' "${ROWS[@]}"
 echo
 echo "The rule at rising offered rates (total over $PUBLISHERS publishers, ${SWEEP_SECONDS} s each," \
     "one run each), up to the first that loses messages, then halving the interval $BISECT time(s):" \
-    "highest rate without loss ${GOOD} msg/s${BAD:+, lowest with loss $BAD msg/s}."
+    "highest rate without loss ${GOOD} msg/s${BAD:+, lowest with loss $BAD msg/s}; last, the" \
+    "highest rate without loss again without the rule."
 echo
 echo "$HEADER"
 echo "$ALIGN"
