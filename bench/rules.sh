@@ -19,7 +19,7 @@
 #   REPEAT=N        runs per row, baseline and rule runs interleaved; the median by
 #                   throughput is reported (3)
 #   PUBLISHERS=N    publishing connections, one device each (4); one subscriber
-#   MESSAGES=N      messages per publisher in the flat-out rows (600000)
+#   MESSAGES=N      messages per publisher in the flat-out rows (1000000)
 #   RATE=N          total msg/s of the rate-limited rows (5000), for RATE_SECONDS (6)
 #   SWEEP="R ..."   total msg/s to try the rule at, in order, stopping at the first that loses
 #                   messages ("10000 20000 40000 60000 80000 100000 120000 160000"),
@@ -36,7 +36,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 REPEAT=${REPEAT:-3}
 PUBLISHERS=${PUBLISHERS:-4}
-MESSAGES=${MESSAGES:-600000}
+MESSAGES=${MESSAGES:-1000000}
 RATE=${RATE:-5000}
 RATE_SECONDS=${RATE_SECONDS:-6}
 SWEEP=${SWEEP:-10000 20000 40000 60000 80000 100000 120000 160000}
