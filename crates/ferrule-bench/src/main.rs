@@ -1,9 +1,9 @@
 //! `ferrule-bench`: a load generator for MQTT brokers, to compare Ferrule with its peers.
 //!
-//! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
-//! connection setup, over plain TCP or TLS with client certificates, the same way for every
-//! broker; and, for AWS IoT Core's just-in-time registration, how long a new device waits for
-//! an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
+//! What it is for: measuring throughput, loss and latency of publish/subscribe (directly, or
+//! through a topic rule with JSON payloads), and the rate of connection setup, over plain TCP
+//! or TLS with client certificates, the same way for every broker; and, for AWS IoT Core's
+//! just-in-time registration, how long a new device waits for an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
 //! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
 //! leaves the rest of the machine to the broker.
 //!
