@@ -1,9 +1,9 @@
 //! `ferrule-bench`: a load generator for MQTT brokers, to compare Ferrule with its peers.
 //!
-//! What it is for: measuring throughput, loss and latency of publish/subscribe, and the rate of
-//! connection setup, over plain TCP or TLS with client certificates, the same way for every
-//! broker; and, for AWS IoT Core's just-in-time registration, how long a new device waits for
-//! an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
+//! What it is for: measuring throughput, loss and latency of publish/subscribe (directly, or
+//! through a topic rule with JSON payloads), and the rate of connection setup, over plain TCP
+//! or TLS with client certificates, the same way for every broker; and, for AWS IoT Core's
+//! just-in-time registration, how long a new device waits for an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
 //! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
 //! leaves the rest of the machine to the broker.
 //!
@@ -39,7 +39,7 @@ use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 
 use crate::connect::ConnectPlan;
 use crate::jitr::JitrPlan;
-use crate::pubsub::{PubSubPlan, STAMP_LEN};
+use crate::pubsub::{PayloadFormat, PubSubPlan, STAMP_LEN};
 use crate::tls::TlsClient;
 
 /// Load generator for MQTT brokers on this machine (loopback only).
@@ -112,8 +112,24 @@ struct PubSubArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
     inflight: u16,
     /// All publishers publish to one shared topic, `{prefix}/all`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "topic")]
     fan_in: bool,
+    /// Publisher N's topic, with `{n}` replaced by N and `{run}` by the run id (e.g.
+    /// `bench/{run}p{n}/data`) [default: `{prefix}/p{n}`].
+    #[arg(long)]
+    topic: Option<String>,
+    /// The subscribers' topic filter (e.g. `out/#` for messages a topic rule republishes)
+    /// [default: `{prefix}/#`].
+    #[arg(long)]
+    filter: Option<String>,
+    /// How the send time, publisher and sequence number are written into payloads: `json`
+    /// makes an object a topic rule can select from, `{"temp":25,"r":RUN,"p":N,"s":SEQ,"t":NS}`.
+    #[arg(long, value_enum, default_value_t = PayloadFormat::Binary)]
+    payload_format: PayloadFormat,
+    /// With `--payload-format json`: every Nth message of each publisher has temp 15 instead
+    /// of 25 (fails `WHERE temp > 20`) and is not expected by the subscribers; 2 = half.
+    #[arg(long, default_value_t = 0)]
+    cold_every: u32,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +250,13 @@ fn pubsub_plan(args: PubSubArgs, run_id: String) -> anyhow::Result<PubSubPlan> {
     let qos = QoS::from_u8(args.qos).context("--qos must be 0 or 1")?;
     let payload = usize::try_from(args.payload).context("--payload")?;
     debug_assert!(payload >= STAMP_LEN, "clap enforces the minimum");
+    if args.cold_every > 0 && args.payload_format != PayloadFormat::Json {
+        anyhow::bail!("--cold-every needs --payload-format json: only JSON payloads have a temp");
+    }
+    if let Some(template) = &args.topic {
+        let sample = template.replace("{n}", "0").replace("{run}", &run_id);
+        TopicName::validate(&sample).map_err(|e| anyhow::anyhow!("--topic {template:?}: {e}"))?;
+    }
     Ok(PubSubPlan {
         addr: target::loopback_addr(&args.common.host, args.common.port)?,
         protocol: args.common.protocol,
@@ -246,6 +269,10 @@ fn pubsub_plan(args: PubSubArgs, run_id: String) -> anyhow::Result<PubSubPlan> {
         rate: args.rate,
         inflight: args.inflight,
         fan_in: args.fan_in,
+        topic: args.topic,
+        filter: args.filter,
+        format: args.payload_format,
+        cold_every: args.cold_every,
         timeout: Duration::from_secs(args.common.timeout),
         run_id,
     })

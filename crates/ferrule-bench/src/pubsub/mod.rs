@@ -2,6 +2,11 @@
 //! stamped with its send time, publisher and sequence number so that subscribers can measure
 //! latency, loss and duplicates without talking to the publishers.
 //!
+//! Topics and the subscribers' filter can be given instead, and the stamp written as JSON with
+//! a `temp` field, so that the messages reach the subscribers through a topic rule (publish to
+//! `bench/{run}p{n}/data`, a rule republishes to `out/...`, subscribers on `out/#`); with
+//! `cold_every` some messages are meant to fail the rule's WHERE clause and are not expected.
+//!
 //! Order of a run: connect and subscribe every subscriber, connect every publisher, start the
 //! clock, run all publishers and subscribers as tasks until each has its count or the deadline
 //! passes, then merge their statistics into a [`Report`].
@@ -11,6 +16,7 @@ mod stamp;
 mod subscriber;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -20,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
 use self::publisher::{PubJob, PubStats, publish};
-pub(crate) use self::stamp::STAMP_LEN;
+pub(crate) use self::stamp::{PayloadFormat, STAMP_LEN};
 pub(crate) use self::subscriber::open_subscriber;
 use self::subscriber::{SubJob, SubStats, subscribe};
 use crate::conn::{Conn, connect_packet};
@@ -58,6 +64,16 @@ pub(crate) struct PubSubPlan {
     pub(crate) inflight: u16,
     /// All publishers share one topic.
     pub(crate) fan_in: bool,
+    /// Publisher N's topic: this with `{n}` replaced by N and `{run}` by the run id, instead of
+    /// `{prefix}/p{n}`.
+    pub(crate) topic: Option<String>,
+    /// The subscribers' filter, instead of `{prefix}/#`.
+    pub(crate) filter: Option<String>,
+    /// How payloads are stamped.
+    pub(crate) format: PayloadFormat,
+    /// JSON: every this many messages one is cold (fails `WHERE temp > 20`) and is not
+    /// expected by the subscribers; 0 = none.
+    pub(crate) cold_every: u32,
     /// The run stops by itself after this long.
     pub(crate) timeout: Duration,
     /// Makes client identifiers unique.
@@ -85,8 +101,11 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     let deadline = clock.0 + plan.timeout;
     let max_packet = u32::try_from(plan.payload + 64 * 1024).unwrap_or(u32::MAX);
 
-    let filter = TopicFilter::new(format!("{}/#", plan.prefix))
-        .map_err(|e| anyhow!("--topic-prefix {:?}: {e}", plan.prefix))?;
+    let filter = match &plan.filter {
+        Some(f) => TopicFilter::new(f.clone()).map_err(|e| anyhow!("--filter {f:?}: {e}"))?,
+        None => TopicFilter::new(format!("{}/#", plan.prefix))
+            .map_err(|e| anyhow!("--topic-prefix {:?}: {e}", plan.prefix))?,
+    };
     let mut opening = JoinSet::new();
     for i in 0..plan.subscribers {
         let connect = connect_packet(
@@ -135,22 +154,22 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     let (done_tx, done_rx) = watch::channel(None);
     let cpu_start = crate::process_cpu_seconds();
     let start_ns = clock.now_ns();
+    let run_id: Arc<str> = plan.run_id.as_str().into();
     let mut sub_tasks = JoinSet::new();
     for conn in subscribers {
         let job = SubJob {
             publishers: plan.publishers,
             messages: plan.messages,
+            format: plan.format,
+            run_id: run_id.clone(),
+            cold_every: plan.cold_every,
         };
         let done = done_rx.clone();
         sub_tasks.spawn(async move { subscribe(conn, job, clock, deadline, done).await });
     }
     let mut pub_tasks = JoinSet::new();
     for (id, (conn, _)) in (0..).zip(publishers) {
-        let topic = if plan.fan_in {
-            format!("{}/all", plan.prefix)
-        } else {
-            format!("{}/p{id}", plan.prefix)
-        };
+        let topic = publisher_topic(&plan, id);
         let job = PubJob {
             id,
             protocol: plan.protocol,
@@ -160,18 +179,22 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
             payload: plan.payload,
             rate: plan.rate,
             window,
+            format: plan.format,
+            run_id: run_id.clone(),
+            cold_every: plan.cold_every,
         };
         pub_tasks.spawn(async move { publish(conn, job, clock, deadline).await });
     }
 
     let mut report = Report::new(format!(
-        "pubsub: {} QoS {} {} -> {}{} on {}",
+        "pubsub: {} QoS {} {} -> {}{} on {}, {} -> {filter}",
         plan.protocol,
         plan.qos.as_u8(),
         plan.publishers,
         plan.subscribers,
         if plan.fan_in { " (fan-in)" } else { "" },
         plan.addr,
+        publisher_topic(&plan, 0),
     ));
     let mut pubs = PubStats::default();
     for (stats, error) in pub_tasks.join_all().await {
@@ -209,6 +232,17 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The topic publisher `id` publishes to.
+fn publisher_topic(plan: &PubSubPlan, id: u32) -> String {
+    match &plan.topic {
+        Some(template) => template
+            .replace("{n}", &id.to_string())
+            .replace("{run}", &plan.run_id),
+        None if plan.fan_in => format!("{}/all", plan.prefix),
+        None => format!("{}/p{id}", plan.prefix),
+    }
+}
+
 /// Points in time of the run, in clock nanoseconds.
 struct Span {
     start_ns: u64,
@@ -225,7 +259,7 @@ fn fill_report(
     cpu_seconds: Option<f64>,
 ) {
     let qos1 = plan.qos == QoS::AtLeastOnce;
-    let expected = pubs.sent * u64::from(plan.subscribers);
+    let expected = pubs.passing * u64::from(plan.subscribers);
     let last_ns = if subs.received > 0 {
         subs.last_ns
     } else {
@@ -290,7 +324,44 @@ fn fill_report(
         "",
         Value::Text(plan.prefix.clone()),
     );
+    report.add(
+        "topic",
+        "topic of publisher 0",
+        "",
+        Value::Text(publisher_topic(plan, 0)),
+    );
+    let format = match plan.format {
+        PayloadFormat::Binary => "binary",
+        PayloadFormat::Json => "json",
+    };
+    report.add(
+        "payload_format",
+        "payload format",
+        "",
+        Value::Text(format.into()),
+    );
+    report.add("run_id", "run id", "", Value::Text(plan.run_id.clone()));
     report.add("sent", "sent", "msg", Value::Int(pubs.sent));
+    if plan.cold_every > 0 {
+        report.add(
+            "cold_every",
+            "one cold message (temp 15) every",
+            "msg",
+            Value::Int(plan.cold_every.into()),
+        );
+        report.add(
+            "cold_sent",
+            "cold messages sent (not expected)",
+            "msg",
+            Value::Int(pubs.sent - pubs.passing),
+        );
+        report.add(
+            "cold_received",
+            "cold messages received",
+            "msg",
+            Value::Int(subs.cold),
+        );
+    }
     report.add(
         "expected",
         "expected deliveries",

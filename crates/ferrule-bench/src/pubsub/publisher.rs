@@ -1,12 +1,14 @@
 //! One publisher: publishes its messages as fast as allowed (by `--rate` and, for QoS 1, by
 //! the window of unacknowledged PUBLISHes), stamping each, and times the PUBACKs.
 
+use std::sync::Arc;
+
 use anyhow::bail;
 use bytes::BytesMut;
 use ferrule_mqtt::{Packet, Properties, ProtocolVersion, Publish, QoS, TopicName};
 use tokio::time::{Instant, sleep_until};
 
-use super::stamp::{Stamp, write_payload};
+use super::stamp::{PayloadFormat, Stamp, cold_before, is_cold, write_json_payload, write_payload};
 use super::{Clock, WRITE_BATCH};
 use crate::conn::Conn;
 use crate::histogram::Histogram;
@@ -22,6 +24,11 @@ pub(super) struct PubJob {
     pub(super) payload: usize,
     pub(super) rate: u32,
     pub(super) window: usize,
+    pub(super) format: PayloadFormat,
+    /// Written into JSON payloads.
+    pub(super) run_id: Arc<str>,
+    /// Every this many messages one is cold (JSON only); 0 = none.
+    pub(super) cold_every: u32,
 }
 
 impl PubJob {
@@ -34,6 +41,20 @@ impl PubJob {
         u32::try_from(due).unwrap_or(u32::MAX).min(self.messages)
     }
 
+    /// Writes the payload of message `seq`.
+    fn payload(&self, buf: &mut BytesMut, stamp: Stamp) {
+        match self.format {
+            PayloadFormat::Binary => write_payload(buf, self.payload, stamp),
+            PayloadFormat::Json => write_json_payload(
+                buf,
+                self.payload,
+                stamp,
+                &self.run_id,
+                is_cold(stamp.seq, self.cold_every),
+            ),
+        }
+    }
+
     /// When message `seq` is due, in nanoseconds after the start.
     fn due_ns(&self, seq: u32) -> u64 {
         let ns = u128::from(seq) * 1_000_000_000 / u128::from(self.rate.max(1));
@@ -44,6 +65,8 @@ impl PubJob {
 #[derive(Debug, Default)]
 pub(super) struct PubStats {
     pub(super) sent: u64,
+    /// Sent messages that are not cold: what a `WHERE temp > 20` lets through.
+    pub(super) passing: u64,
     pub(super) acked: u64,
     pub(super) ack_errors: u64,
     pub(super) unknown_acks: u64,
@@ -55,6 +78,7 @@ pub(super) struct PubStats {
 impl PubStats {
     pub(super) fn merge(&mut self, other: &PubStats) {
         self.sent += other.sent;
+        self.passing += other.passing;
         self.acked += other.acked;
         self.ack_errors += other.ack_errors;
         self.unknown_acks += other.unknown_acks;
@@ -80,18 +104,28 @@ pub(super) async fn publish(
         let unsent = conn.unwritten().div_ceil(publish_len.max(1)) as u64;
         stats.sent = stats.sent.saturating_sub(unsent);
     }
+    stats.passing = stats.sent - cold_before(stats.sent, job.cold_every);
     conn.close().await;
     (stats, result.err())
 }
 
 fn sample_publish(job: &PubJob) -> Publish {
+    let mut payload = BytesMut::new();
+    job.payload(
+        &mut payload,
+        Stamp {
+            sent_ns: 0,
+            publisher: job.id,
+            seq: 0,
+        },
+    );
     Publish {
         dup: false,
         qos: job.qos,
         retain: false,
         topic: Some(job.topic.clone()),
         packet_id: (job.qos != QoS::AtMostOnce).then_some(1),
-        payload: bytes::Bytes::from(vec![0; job.payload]),
+        payload: payload.freeze(),
         properties: Properties::default(),
     }
 }
@@ -121,7 +155,7 @@ async fn publish_loop(
                 publisher: job.id,
                 seq,
             };
-            write_payload(&mut scratch, job.payload, stamp);
+            job.payload(&mut scratch, stamp);
             let packet_id = if qos1 {
                 last_id = next_free_id(&inflight, last_id);
                 inflight[usize::from(last_id)] = sent_ns + 1;
@@ -212,6 +246,9 @@ mod tests {
             payload: 16,
             rate: 100,
             window: 1,
+            format: PayloadFormat::Binary,
+            run_id: "r".into(),
+            cold_every: 0,
         };
         assert_eq!(job.allowed(0), 1);
         assert_eq!(job.allowed(999_999_999), 100);

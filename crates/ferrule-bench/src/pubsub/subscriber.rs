@@ -1,8 +1,10 @@
-//! One subscriber: receives every message of the run on `{prefix}/#`, acknowledges QoS 1, and
-//! counts unique messages, duplicates and latency. It stops when it has everything, when the
-//! publishers are done and nothing has arrived for a while, or at the deadline.
+//! One subscriber: receives every message of the run on its filter (`{prefix}/#` unless told
+//! otherwise), acknowledges QoS 1, and counts unique messages, duplicates and latency. It stops
+//! when it has everything, when the publishers are done and nothing has arrived for a while,
+//! or at the deadline.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::bail;
 use ferrule_mqtt::{
@@ -11,7 +13,7 @@ use ferrule_mqtt::{
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
-use super::stamp::read_stamp;
+use super::stamp::{PayloadFormat, cold_before, is_cold, read_json_stamp, read_stamp};
 use super::{Clock, DRAIN_IDLE};
 use crate::conn::Conn;
 use crate::histogram::Histogram;
@@ -47,10 +49,15 @@ pub(crate) async fn open_subscriber(
 }
 
 /// What one subscriber expects.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct SubJob {
     pub(super) publishers: u32,
     pub(super) messages: u32,
+    pub(super) format: PayloadFormat,
+    /// JSON payloads of other runs are not counted as this run's.
+    pub(super) run_id: Arc<str>,
+    /// Every this many messages one is cold and not expected; 0 = none.
+    pub(super) cold_every: u32,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +66,8 @@ pub(super) struct SubStats {
     pub(super) unique: u64,
     pub(super) duplicates: u64,
     pub(super) foreign: u64,
+    /// Cold messages that arrived although a rule should have filtered them out.
+    pub(super) cold: u64,
     pub(super) bytes: u64,
     pub(super) latency: Histogram,
     pub(super) last_ns: u64,
@@ -71,6 +80,7 @@ impl SubStats {
         self.unique += other.unique;
         self.duplicates += other.duplicates;
         self.foreign += other.foreign;
+        self.cold += other.cold;
         self.bytes += other.bytes;
         self.latency.merge(&other.latency);
         self.last_ns = self.last_ns.max(other.last_ns);
@@ -101,7 +111,8 @@ async fn subscribe_loop(
 ) -> anyhow::Result<()> {
     let per_publisher = (job.messages as usize).div_ceil(64) * 64;
     let mut seen = vec![0u64; per_publisher / 64 * job.publishers as usize];
-    let expected = u64::from(job.publishers) * u64::from(job.messages);
+    let messages = u64::from(job.messages);
+    let expected = u64::from(job.publishers) * (messages - cold_before(messages, job.cold_every));
     let mut pubs_done: Option<u64> = None;
     loop {
         tokio::task::coop::consume_budget().await;
@@ -146,8 +157,16 @@ async fn subscribe_loop(
             stats.received += 1;
             stats.bytes += publish.payload.len() as u64;
             stats.last_ns = now;
-            match read_stamp(&publish.payload) {
+            let stamp = match job.format {
+                PayloadFormat::Binary => read_stamp(&publish.payload),
+                PayloadFormat::Json => read_json_stamp(&publish.payload, &job.run_id),
+            };
+            match stamp {
                 Some(s) if s.publisher < job.publishers && s.seq < job.messages => {
+                    if is_cold(s.seq, job.cold_every) {
+                        stats.cold += 1;
+                        continue;
+                    }
                     let bit = s.publisher as usize * per_publisher + s.seq as usize;
                     let (word, mask) = (bit / 64, 1u64 << (bit % 64));
                     if seen[word] & mask != 0 {
