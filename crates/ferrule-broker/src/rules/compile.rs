@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ferrule_mqtt::{QoS, TopicTrie};
 use ferrule_sql::{SqlVersion, Statement, Template};
 use ferrule_store::RuleRecord;
+use metrics::Counter;
 use serde_json::Value;
 
 use super::RulesSettings;
@@ -159,13 +160,44 @@ impl RepublishHeaders {
     }
 }
 
+/// An action's outcome counters, made when the rule is compiled so that running it looks
+/// nothing up.
+#[derive(Debug)]
+pub(crate) struct Outcomes {
+    pub(crate) success: Counter,
+    pub(crate) failure: Counter,
+    pub(crate) unsupported: Counter,
+}
+
+impl Outcomes {
+    fn new(rule: &str, action: &Action) -> Outcomes {
+        let counter = |outcome: &'static str| {
+            metrics::counter!(
+                "ferrule_rule_actions_total",
+                "rule" => rule.to_owned(),
+                "action" => action.kind().to_owned(),
+                "outcome" => outcome
+            )
+        };
+        Outcomes {
+            success: counter("success"),
+            failure: counter("failure"),
+            unsupported: counter("unsupported"),
+        }
+    }
+}
+
 /// A rule ready to run.
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) statement: Statement,
-    pub(crate) actions: Vec<Action>,
-    pub(crate) error_action: Option<Action>,
+    pub(crate) actions: Vec<(Action, Outcomes)>,
+    pub(crate) error_action: Option<(Action, Outcomes)>,
+    /// Messages that matched the FROM filter.
+    pub(crate) matches: Counter,
+    /// Messages the SQL could give no output for.
+    pub(crate) errors: Counter,
 }
 
 impl Rule {
@@ -198,11 +230,18 @@ impl Rule {
             .filter(|v| !v.is_null())
             .map(|v| Action::compile(v, version))
             .transpose()?;
+        let name = record.name.as_str();
+        let with_counters = |a: Action| {
+            let outcomes = Outcomes::new(name, &a);
+            (a, outcomes)
+        };
         Ok(Rule {
-            name: record.name.clone(),
+            name: name.to_owned(),
             statement,
-            actions,
-            error_action,
+            actions: actions.into_iter().map(with_counters).collect(),
+            error_action: error_action.map(with_counters),
+            matches: metrics::counter!("ferrule_rule_matches_total", "rule" => name.to_owned()),
+            errors: metrics::counter!("ferrule_rule_errors_total", "rule" => name.to_owned()),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Running one rule on one message: the SQL, then every action with its output; when actions
 //! fail, the error action with AWS's error payload.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +10,7 @@ use ferrule_mqtt::{Properties, TopicName};
 use ferrule_sql::{Env, Output, Template};
 use serde_json::json;
 
-use super::compile::{Action, RepublishHeaders, Rule};
+use super::compile::{Action, Outcomes, RepublishHeaders, Rule};
 use super::{RuleInput, RulesSettings, http};
 use crate::broker::BrokerInner;
 use crate::session::Message;
@@ -49,10 +50,10 @@ impl Env for SystemEnv {
 
 /// Evaluates `rule` on the message and runs its actions.
 pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
-    metrics::counter!("ferrule_rule_matches_total", "rule" => rule.name.clone()).increment(1);
+    rule.matches.increment(1);
     let msg = &input.msg;
     let mut env = SystemEnv;
-    let trace_id = env.new_uuid();
+    let trace_id = trace_id();
     let sql_msg = ferrule_sql::Message {
         topic: msg.topic.as_str(),
         payload: &msg.payload,
@@ -67,15 +68,14 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(rule = %rule.name, topic = %msg.topic, error = %e, "the rule's SQL gave no output for a message");
-            metrics::counter!("ferrule_rule_errors_total", "rule" => rule.name.clone())
-                .increment(1);
+            rule.errors.increment(1);
             return;
         }
     };
     let mut failures = Vec::new();
-    for action in &rule.actions {
+    for (action, outcomes) in &rule.actions {
         let outcome = execute(ctx, action, &output, &sql_msg, msg.rule_hops, &mut env).await;
-        count(&rule.name, action, &outcome);
+        count(outcomes, &outcome);
         match outcome {
             Ok(()) => {}
             Err(Failure::Unsupported) => tracing::warn!(
@@ -95,7 +95,7 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
     if failures.is_empty() {
         return;
     }
-    let Some(error_action) = &rule.error_action else {
+    let Some((error_action, outcomes)) = &rule.error_action else {
         return;
     };
     let payload = json!({
@@ -116,25 +116,35 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
         &mut env,
     )
     .await;
-    count(&rule.name, error_action, &outcome);
+    count(outcomes, &outcome);
     if let Err(Failure::Failed { resource, message }) = outcome {
         tracing::error!(rule = %rule.name, action = error_action.kind(), resource = %resource, "the rule's error action failed too: {message}");
     }
 }
 
-fn count(rule: &str, action: &Action, outcome: &Result<(), Failure>) {
-    let label = match outcome {
-        Ok(()) => "success",
-        Err(Failure::Unsupported) => "unsupported",
-        Err(Failure::Failed { .. }) => "failure",
-    };
-    metrics::counter!(
-        "ferrule_rule_actions_total",
-        "rule" => rule.to_owned(),
-        "action" => action.kind().to_owned(),
-        "outcome" => label
-    )
+fn count(outcomes: &Outcomes, outcome: &Result<(), Failure>) {
+    match outcome {
+        Ok(()) => &outcomes.success,
+        Err(Failure::Unsupported) => &outcomes.unsupported,
+        Err(Failure::Failed { .. }) => &outcomes.failure,
+    }
     .increment(1);
+}
+
+/// A trace id per rule execution, in UUID form: a random prefix drawn once per process and a
+/// counter, so that the rule path does not draw randomness per message.
+fn trace_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| ferrule_pki::random_hex(10));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff;
+    format!(
+        "{}-{}-{}-{}-{n:012x}",
+        &prefix[0..8],
+        &prefix[8..12],
+        &prefix[12..16],
+        &prefix[16..20]
+    )
 }
 
 async fn execute(
