@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod ids;
+mod lines;
 mod pool;
 pub mod protocol;
 mod runtime;

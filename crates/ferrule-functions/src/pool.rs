@@ -203,9 +203,11 @@ impl FunctionRuntime {
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
         let pools: Vec<_> = self.pools().drain().map(|(_, pool)| pool).collect();
+        let mut stopping = tokio::task::JoinSet::new();
         for pool in pools {
-            pool.shutdown().await;
+            stopping.spawn(async move { pool.shutdown().await });
         }
+        while stopping.join_next().await.is_some() {}
     }
 
     fn pools(&self) -> MutexGuard<'_, HashMap<String, Arc<Pool>>> {

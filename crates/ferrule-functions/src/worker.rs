@@ -5,10 +5,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
+use crate::lines::{LogCollector, MAX_LOG_LINE, MAX_RESPONSE_LINE, read_line_capped};
 use crate::protocol::{InvokeContext, WorkerResponse, decode_response, encode_request};
 use crate::{FunctionConfig, FunctionError, Invocation, RequestId, ids};
 
@@ -19,14 +20,18 @@ const CRASH_LOG_GRACE: Duration = Duration::from_secs(1);
 /// How long a worker asked to stop (stdin closed) may take before it is killed.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// Log lines buffered between the stderr reader and the invocation; when full, the worker
+/// blocks on its stderr writes until the host reads on.
+const LOG_BUFFER: usize = 1024;
+
 /// Host environment variables a worker inherits; everything else comes from the configuration.
 const INHERITED: [&str; 2] = ["PATH", "HOME"];
 
 pub(crate) struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: mpsc::UnboundedReceiver<String>,
+    stdout: BufReader<ChildStdout>,
+    stderr: mpsc::Receiver<String>,
     log_stream_name: String,
     next_id: u64,
 }
@@ -74,12 +79,12 @@ impl Worker {
                 (Some(i), Some(o), Some(e)) => (i, o, e),
                 _ => return Err(std::io::Error::other("worker pipes were not created")),
             };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(LOG_BUFFER);
         // The reader ends at EOF (worker gone) or when the worker is dropped.
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if tx.send(line).is_err() {
+            let mut stderr = BufReader::new(stderr);
+            while let Ok(Some(line)) = read_line_capped(&mut stderr, MAX_LOG_LINE).await {
+                if tx.send(line.text).await.is_err() {
                     break;
                 }
             }
@@ -88,7 +93,7 @@ impl Worker {
         Ok(Self {
             child,
             stdin,
-            stdout: BufReader::new(stdout).lines(),
+            stdout: BufReader::new(stdout),
             stderr: rx,
             log_stream_name,
             next_id: 0,
@@ -103,7 +108,7 @@ impl Worker {
         request_id: RequestId,
         event: &Value,
     ) -> Exchange {
-        let mut log_lines = Vec::new();
+        let mut log_lines = LogCollector::default();
         // Lines logged while idle (e.g. at import, or by background threads) belong here.
         while let Ok(line) = self.stderr.try_recv() {
             log_lines.push(line);
@@ -128,17 +133,32 @@ impl Worker {
         let mut line = encode_request(id, event, &context);
         line.push('\n');
         let started = Instant::now();
+        let Self {
+            stdin,
+            stdout,
+            stderr,
+            ..
+        } = &mut self;
+        // Logs are read while the handler runs, so a chatty handler never blocks on stderr.
         let exchange = tokio::time::timeout(config.timeout, async {
-            self.stdin.write_all(line.as_bytes()).await?;
-            self.stdin.flush().await?;
-            self.stdout.next_line().await
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.flush().await?;
+            let response = read_line_capped(stdout, MAX_RESPONSE_LINE);
+            tokio::pin!(response);
+            loop {
+                tokio::select! {
+                    response = &mut response => return response,
+                    Some(log) = stderr.recv() => log_lines.push(log),
+                }
+            }
         })
         .await;
         let duration = started.elapsed();
         let outcome = match exchange {
             Err(_elapsed) => Outcome::TimedOut,
             Ok(Err(_)) | Ok(Ok(None)) => Outcome::Exited,
-            Ok(Ok(Some(line))) => match decode_response(&line) {
+            Ok(Ok(Some(line))) if line.truncated => Outcome::TooLarge,
+            Ok(Ok(Some(line))) => match decode_response(&line.text) {
                 Ok((got, response)) if got == id => Outcome::Answered(response),
                 Ok((got, _)) => Outcome::Broken(format!("response id {got}, expected {id}")),
                 Err(e) => Outcome::Broken(e.to_string()),
@@ -205,6 +225,18 @@ impl Worker {
                 };
                 (Err(error), None)
             }
+            Outcome::TooLarge => {
+                // The whole line was consumed, so the worker is still in step with the protocol.
+                self.collect_until_report(&request_id, &mut log_lines).await;
+                let error = FunctionError {
+                    error_type: "Function.ResponseSizeTooLarge".into(),
+                    message: format!(
+                        "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_LINE} bytes)."
+                    ),
+                    stack: Vec::new(),
+                };
+                (Err(error), Some(self))
+            }
             Outcome::Broken(reason) => {
                 self.kill().await;
                 while let Ok(line) = self.stderr.try_recv() {
@@ -226,7 +258,7 @@ impl Worker {
             invocation: Invocation {
                 request_id,
                 result,
-                log_lines,
+                log_lines: log_lines.finish(),
                 log_stream_name,
                 duration,
             },
@@ -234,8 +266,12 @@ impl Worker {
         }
     }
 
-    async fn collect_until_report(&mut self, request_id: &RequestId, log_lines: &mut Vec<String>) {
+    async fn collect_until_report(&mut self, request_id: &RequestId, log_lines: &mut LogCollector) {
         let marker = format!("REPORT RequestId: {}", request_id.as_str());
+        // Often it came in with the response already.
+        if log_lines.has_line_starting_with(&marker) {
+            return;
+        }
         let _ = tokio::time::timeout(REPORT_GRACE, async {
             while let Some(line) = self.stderr.recv().await {
                 let done = line.starts_with(&marker);
@@ -271,6 +307,7 @@ impl Worker {
 
 enum Outcome {
     Answered(WorkerResponse),
+    TooLarge,
     TimedOut,
     Exited,
     Broken(String),

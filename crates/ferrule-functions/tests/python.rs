@@ -507,8 +507,6 @@ async fn the_worker_stays_warm_between_invocations() {
 #[tokio::test]
 async fn environment_is_the_configured_one_and_the_host_does_not_leak() {
     bounded(async {
-        // Cargo sets CARGO_* for test binaries: the host has them, the worker must not.
-        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
         let code = CodeDir::new(&[(
             "handler.py",
             "import os\ndef handle(e, c):\n    return dict(os.environ)\n",
@@ -539,9 +537,27 @@ async fn environment_is_the_configured_one_and_the_host_does_not_leak() {
         assert_eq!(env["_HANDLER"], "handler.handle");
         assert_eq!(env["LAMBDA_TASK_ROOT"], code.path().display().to_string());
         assert!(env.contains_key("PATH"));
-        let leaked: Vec<_> = env
-            .keys()
-            .filter(|k| k.starts_with("CARGO") || k.starts_with("RUST"))
+        // Whatever else the host has must not reach the worker (a Python interpreter or pyenv
+        // shim may add variables of its own, which are not leaks).
+        let own = |k: &str| {
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "TZ",
+                "LC_CTYPE",
+                "PYTHONUNBUFFERED",
+                "_HANDLER",
+            ]
+            .contains(&k)
+                || k.starts_with("AWS_")
+                || k.starts_with("LAMBDA_")
+                || k.starts_with("PYENV")
+                || k == "MY_SETTING"
+        };
+        let leaked: Vec<_> = std::env::vars()
+            .filter(|(k, v)| !own(k) && env.get(k).is_some_and(|w| w == v.as_str()))
+            .map(|(k, _)| k)
             .collect();
         assert!(leaked.is_empty(), "{leaked:?}");
         pool.shutdown().await;
@@ -666,6 +682,111 @@ for line in sys.stdin:
         assert_eq!(ok(&invocation), &json!({"echo": {"x": 1}}));
         assert_eq!(invocation.log_lines[0], "echo worker for whatever");
         pool.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_output_is_bounded() {
+    bounded(async {
+        let code = CodeDir::new(&[(
+            "handler.py",
+            r#"
+import os, sys
+def handle(event, context):
+    if event == "big-result":
+        return "x" * (7 * 1024 * 1024)
+    if event == "long-line":
+        sys.stderr.write("y" * (1024 * 1024) + "\n")
+    if event == "many-lines":
+        for _ in range(6000):
+            print("z" * 1000)
+    return os.getpid()
+"#,
+        )]);
+        let pool = pool(config("big", &code));
+        let big = pool.invoke(json!("big-result")).await.unwrap();
+        assert_eq!(err(&big).error_type, "Function.ResponseSizeTooLarge");
+
+        let long = pool.invoke(json!("long-line")).await.unwrap();
+        let longest = long.log_lines.iter().map(String::len).max().unwrap();
+        assert_eq!(longest, 256 * 1024);
+
+        let many = pool.invoke(json!("many-lines")).await.unwrap();
+        let kept = many.log_lines.iter().filter(|l| l.starts_with('z')).count();
+        assert!(kept < 6000 && kept > 3000, "{kept}");
+        assert!(
+            many.log_lines
+                .iter()
+                .any(|l| l.starts_with("[ferrule] ") && l.contains("log lines dropped"))
+        );
+        assert!(
+            many.log_lines
+                .last()
+                .unwrap()
+                .starts_with("REPORT RequestId: ")
+        );
+        // None of this cost the worker: all three ran in the same process.
+        assert_eq!(ok(&long), ok(&many));
+        pool.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_during_a_redeploy_run_the_new_code() {
+    bounded(async {
+        let handler = |version: &str| {
+            format!(
+                r#"
+import os, time
+def handle(event, context):
+    if event.get("started"):
+        open(event["started"], "w").close()
+        time.sleep(1)
+    return ["{version}", os.getpid()]
+"#
+            )
+        };
+        let v1 = CodeDir::new(&[("handler.py", &handler("v1"))]);
+        let v2 = CodeDir::new(&[("handler.py", &handler("v2"))]);
+        let started = v1.path().join("started");
+        let runtime = Arc::new(FunctionRuntime::new());
+        runtime.deploy(config("swap", &v1)).unwrap();
+
+        let running = {
+            let runtime = runtime.clone();
+            let event = json!({"started": started.display().to_string()});
+            tokio::spawn(async move {
+                runtime
+                    .invoke("swap", event, RequestId::generate())
+                    .await
+                    .unwrap()
+            })
+        };
+        while !started.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Concurrency 1: this caller waits behind the running invocation.
+        let waiting = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                runtime
+                    .invoke("swap", json!({}), RequestId::generate())
+                    .await
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        runtime.deploy(config("swap", &v2)).unwrap();
+
+        let running = running.await.unwrap();
+        let waiting = waiting.await.unwrap();
+        assert_eq!(ok(&running)[0], "v1");
+        assert_eq!(ok(&waiting)[0], "v2");
+        // The old generation's worker stops once its invocation is done.
+        wait_dead(ok(&running)[1].as_u64().unwrap()).await;
+        runtime.shutdown().await;
     })
     .await;
 }
