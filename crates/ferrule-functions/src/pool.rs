@@ -76,7 +76,12 @@ impl Pool {
             .acquire()
             .await
             .map_err(|_| InvokeError::ShuttingDown(self.config.name.clone()))?;
-        let worker = self.idle().pop();
+        // A worker that died while idle (killed from outside, a background thread exited the
+        // process) is replaced before the invocation, not reported as its failure.
+        let worker = self
+            .idle()
+            .pop()
+            .and_then(|mut w| w.is_alive().then_some(w));
         let worker = match worker {
             Some(worker) => worker,
             None => Worker::spawn(&self.config).map_err(|source| InvokeError::Spawn {

@@ -284,6 +284,11 @@ impl Worker {
         .await;
     }
 
+    /// Whether the process is still running; reaps it if not.
+    pub(crate) fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     async fn kill(&mut self) {
         if let Err(e) = self.child.kill().await {
             tracing::warn!(error = %e, "could not kill worker");

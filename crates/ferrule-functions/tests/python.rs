@@ -790,3 +790,27 @@ def handle(event, context):
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_worker_that_died_while_idle_is_replaced_before_the_next_invocation() {
+    bounded(async {
+        let code = CodeDir::new(&[(
+            "handler.py",
+            r#"
+import os, threading
+def handle(event, context):
+    if event.get("die_later"):
+        threading.Timer(0.1, lambda: os._exit(1)).start()
+    return os.getpid()
+"#,
+        )]);
+        let pool = pool(config("idle-death", &code));
+        let first = pool.invoke(json!({"die_later": true})).await.unwrap();
+        let first_pid = ok(&first).as_u64().unwrap();
+        wait_dead(first_pid).await;
+        let next = pool.invoke(json!({})).await.unwrap();
+        assert_ne!(ok(&next).as_u64().unwrap(), first_pid);
+        pool.shutdown().await;
+    })
+    .await;
+}
