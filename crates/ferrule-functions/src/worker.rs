@@ -15,8 +15,8 @@ use crate::{FunctionConfig, FunctionError, Invocation, RequestId, ids};
 
 /// How long the host waits, after a response, for the invocation's `REPORT` log line.
 const REPORT_GRACE: Duration = Duration::from_secs(1);
-/// How long a crashed worker's remaining stderr is read.
-const CRASH_LOG_GRACE: Duration = Duration::from_secs(1);
+/// How long a dead (crashed or killed) worker's remaining stderr is read.
+const EXIT_LOG_GRACE: Duration = Duration::from_secs(1);
 /// How long a worker asked to stop (stdin closed) may take before it is killed.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -176,9 +176,7 @@ impl Worker {
             }
             Outcome::TimedOut => {
                 self.kill().await;
-                while let Ok(line) = self.stderr.try_recv() {
-                    log_lines.push(line);
-                }
+                self.drain_after_exit(&mut log_lines).await;
                 let seconds = format!("{:.2}", config.timeout.as_secs_f64());
                 log_lines.push(format!(
                     "{} Task timed out after {seconds} seconds",
@@ -204,13 +202,7 @@ impl Worker {
                         "killed".to_owned()
                     }
                 };
-                // The worker is gone, so its stderr reaches EOF soon.
-                let _ = tokio::time::timeout(CRASH_LOG_GRACE, async {
-                    while let Some(line) = self.stderr.recv().await {
-                        log_lines.push(line);
-                    }
-                })
-                .await;
+                self.drain_after_exit(&mut log_lines).await;
                 let message = format!(
                     "RequestId: {} Error: Runtime exited with error: {status}",
                     request_id.as_str()
@@ -239,9 +231,7 @@ impl Worker {
             }
             Outcome::Broken(reason) => {
                 self.kill().await;
-                while let Ok(line) = self.stderr.try_recv() {
-                    log_lines.push(line);
-                }
+                self.drain_after_exit(&mut log_lines).await;
                 tracing::warn!(function = %config.name, %reason, "worker broke the protocol");
                 let error = FunctionError {
                     error_type: "Runtime.InvalidResponse".into(),
@@ -279,6 +269,17 @@ impl Worker {
                 if done {
                     break;
                 }
+            }
+        })
+        .await;
+    }
+
+    /// Collects what the dead worker logged last. Its stderr reaches EOF soon, unless a process
+    /// it started keeps the pipe open: hence the bound.
+    async fn drain_after_exit(&mut self, log_lines: &mut LogCollector) {
+        let _ = tokio::time::timeout(EXIT_LOG_GRACE, async {
+            while let Some(line) = self.stderr.recv().await {
+                log_lines.push(line);
             }
         })
         .await;

@@ -111,6 +111,8 @@ async fn wait_dead(pid: u64) {
 const PID_HANDLER: &str = r#"
 import os, time
 def handle(event, context):
+    if event.get("sleep"):
+        print("going to sleep")
     time.sleep(event.get("sleep", 0))
     if event.get("exit"):
         print("about to exit")
@@ -392,6 +394,7 @@ async fn timeout_kills_the_worker_and_the_next_invocation_gets_a_fresh_one() {
                 .unwrap()
                 .contains("Status: timeout")
         );
+        assert!(timed_out.log_lines.iter().any(|l| l == "going to sleep"));
         wait_dead(first_pid).await;
         assert_eq!(pool.idle_workers(), 0);
 
