@@ -817,3 +817,46 @@ def handle(event, context):
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_invocations_finish_then_stops_the_workers() {
+    bounded(async {
+        let code = CodeDir::new(&[(
+            "handler.py",
+            r#"
+import os, time
+def handle(event, context):
+    if event.get("started"):
+        open(event["started"], "w").close()
+        time.sleep(0.5)
+    return os.getpid()
+"#,
+        )]);
+        let started = code.path().join("started");
+        let runtime = Arc::new(FunctionRuntime::new());
+        runtime.deploy(config("draining", &code)).unwrap();
+        let warm = runtime
+            .invoke("draining", json!({}), RequestId::generate())
+            .await
+            .unwrap();
+        let pid = ok(&warm).as_u64().unwrap();
+        let running = {
+            let runtime = runtime.clone();
+            let event = json!({"started": started.display().to_string()});
+            tokio::spawn(async move {
+                runtime
+                    .invoke("draining", event, RequestId::generate())
+                    .await
+                    .unwrap()
+            })
+        };
+        while !started.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        runtime.shutdown().await;
+        let finished = running.await.unwrap();
+        assert_eq!(ok(&finished).as_u64().unwrap(), pid);
+        wait_dead(pid).await;
+    })
+    .await;
+}
