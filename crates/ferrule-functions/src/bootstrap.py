@@ -118,12 +118,26 @@ def _invoke(handler, event, context):
                 _log(line)
         return {"error": error}
     try:
-        json.dumps(result)
+        _dumps(result)
     except (TypeError, ValueError) as e:
         error = _error("Runtime.MarshalError", "Unable to marshal response: {}".format(e))
         _log("[ERROR] Runtime.MarshalError: {}".format(error["errorMessage"]))
         return {"error": error}
     return {"ok": result}
+
+
+def _default(o):
+    # Like AWS's encoder: Decimals (from DynamoDB, say) are numbers.
+    import decimal
+
+    if isinstance(o, decimal.Decimal):
+        return int(o) if o == o.to_integral_value() else float(o)
+    raise TypeError("Object of type {} is not JSON serializable".format(type(o).__name__))
+
+
+def _dumps(value):
+    # NaN and Infinity are not JSON: refuse them here rather than break the protocol.
+    return json.dumps(value, allow_nan=False, default=_default)
 
 
 def _max_memory_mb():
@@ -174,7 +188,7 @@ def main():
             first = False
         _log(report)
         body["id"] = request["id"]
-        proto_out.write(json.dumps(body) + "\n")
+        proto_out.write(_dumps(body) + "\n")
         proto_out.flush()
 
 

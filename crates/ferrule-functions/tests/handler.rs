@@ -236,9 +236,16 @@ async fn missing_and_malformed_handlers() {
 #[tokio::test]
 async fn unserialisable_result_is_a_marshal_error() {
     bounded(async {
-        let code = CodeDir::new(&[("handler.py", "def handle(e, c):\n    return {1, 2}\n")]);
+        let code = CodeDir::new(&[(
+            "handler.py",
+            r#"
+import decimal
+def handle(event, context):
+    return {"set": {1, 2}, "nan": float("nan"), "dec": decimal.Decimal("1.5")}[event]
+"#,
+        )]);
         let pool = pool(config("marshal", &code));
-        let invocation = pool.invoke(json!({})).await.unwrap();
+        let invocation = pool.invoke(json!("set")).await.unwrap();
         let error = err(&invocation);
         assert_eq!(error.error_type, "Runtime.MarshalError");
         assert!(
@@ -246,6 +253,13 @@ async fn unserialisable_result_is_a_marshal_error() {
                 .message
                 .starts_with("Unable to marshal response: Object of type set")
         );
+        // NaN is not JSON: refused in the worker, not breaking the protocol.
+        let invocation = pool.invoke(json!("nan")).await.unwrap();
+        assert_eq!(err(&invocation).error_type, "Runtime.MarshalError");
+        // Decimals are numbers, as AWS's encoder makes them.
+        let invocation = pool.invoke(json!("dec")).await.unwrap();
+        assert_eq!(ok(&invocation), &json!(1.5));
+        assert_eq!(pool.idle_workers(), 1);
         pool.shutdown().await;
     })
     .await;
