@@ -162,7 +162,7 @@ pub fn router(state: ApiState) -> Router {
             get(misc::list_tags_for_resource).post(misc::tag_resource),
         )
         .route("/untag", post(misc::untag_resource))
-        // JSON 1.1 (and later query) services.
+        // JSON 1.1 (CloudWatch Logs) and query (IAM) services.
         .route("/", post(post_root))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
