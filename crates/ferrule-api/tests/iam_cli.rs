@@ -464,6 +464,37 @@ fn users_flow(server: &Server) {
             "publish",
         ],
     );
+
+    // Deleting a user: refused while it has an access key.
+    iam_fails(
+        server,
+        "DeleteConflict",
+        &["delete-user", "--user-name", "Fleet-1"],
+    );
+    let keys = iam(server, &["list-access-keys", "--user-name", "Fleet-1"]);
+    for id in names(&keys, "AccessKeyMetadata", "AccessKeyId") {
+        iam(
+            server,
+            &[
+                "delete-access-key",
+                "--user-name",
+                "Fleet-1",
+                "--access-key-id",
+                &id,
+            ],
+        );
+    }
+    iam(server, &["delete-user", "--user-name", "fleet-1"]);
+    iam_fails(
+        server,
+        "NoSuchEntity",
+        &["get-user", "--user-name", "Fleet-1"],
+    );
+    iam_fails(
+        server,
+        "NoSuchEntity",
+        &["delete-user", "--user-name", "Fleet-1"],
+    );
 }
 
 fn iam_flow(server: &Server) {

@@ -263,6 +263,36 @@ pub(super) async fn create_user(db: &Db, user: &IamUserRecord) -> Result<()> {
     tx.commit().await
 }
 
+pub(super) async fn delete_user(db: &Db, name: &str) -> Result<()> {
+    let mut tx = db.write(format!("deleting the IAM user {name:?}")).await?;
+    let user = fetch_user(&mut tx, name)
+        .await?
+        .ok_or_else(|| not_found("User", name))?;
+    let keys = tx
+        .fetch_i64(sql!(
+            "SELECT COUNT(*) FROM iam_access_keys WHERE user_key = $1",
+            key(name)
+        ))
+        .await?;
+    let policies = tx
+        .fetch_i64(sql!(
+            "SELECT COUNT(*) FROM iam_inline_policies WHERE entity = $1 AND entity_key = $2",
+            IamEntity::User.column_value(),
+            key(name)
+        ))
+        .await?;
+    if keys > 0 || policies > 0 {
+        return Err(RegistryError::DeleteConflict(format!(
+            "Cannot delete entity, must delete access keys and policies first. The user {} \
+             has {keys} access keys and {policies} inline policies.",
+            user.name
+        )));
+    }
+    tx.execute(sql!("DELETE FROM iam_users WHERE name_key = $1", key(name)))
+        .await?;
+    tx.commit().await
+}
+
 pub(super) async fn get_user(db: &Db, name: &str) -> Result<Option<IamUserRecord>> {
     let mut tx = db.read(format!("reading the IAM user {name:?}")).await?;
     fetch_user(&mut tx, name).await

@@ -632,6 +632,12 @@ impl Registry {
         iam::get_user(&self.inner.db, name).await
     }
 
+    /// Deletes an IAM user. [`RegistryError::NotFound`] (kind "User");
+    /// [`RegistryError::DeleteConflict`] while it has access keys or inline policies.
+    pub async fn delete_iam_user(&self, name: &str) -> Result<()> {
+        iam::delete_user(&self.inner.db, name).await
+    }
+
     /// Stores a new access key of the user `access_key.user_name`. [`RegistryError::NotFound`]
     /// (kind "User"); [`RegistryError::LimitExceeded`] if the user has
     /// [`MAX_ACCESS_KEYS_PER_USER`] keys; [`RegistryError::AlreadyExists`] if the id is taken.

@@ -183,6 +183,24 @@ pub(crate) async fn iam_users_and_access_keys(reg: Registry) {
     );
     // Room for another key again.
     ok!(reg.create_iam_access_key(&access_key("Device-Fleet", 4)));
+
+    // A user with keys or policies cannot be deleted.
+    let e = err!(reg.delete_iam_user("Device-Fleet"));
+    assert_variant!(e, RegistryError::DeleteConflict(ref m) if m.contains("Device-Fleet"));
+    for k in ok!(reg.list_iam_access_keys("Device-Fleet")) {
+        ok!(reg.delete_iam_access_key("Device-Fleet", &k.access_key_id));
+    }
+    ok!(reg.put_iam_inline_policy(IamEntity::User, "Device-Fleet", "p", "{}"));
+    let e = err!(reg.delete_iam_user("device-fleet"));
+    assert_variant!(e, RegistryError::DeleteConflict(_));
+    ok!(reg.delete_iam_inline_policy(IamEntity::User, "Device-Fleet", "p"));
+    ok!(reg.delete_iam_user("device-fleet"));
+    assert_eq!(ok!(reg.get_iam_user("Device-Fleet")), None);
+    let e = err!(reg.delete_iam_user("Device-Fleet"));
+    assert_variant!(e, RegistryError::NotFound { kind: "User", ref id } if id == "Device-Fleet");
+    // The name is free again, and the new user has no keys.
+    ok!(reg.create_iam_user(&user("Device-Fleet", 9)));
+    assert_eq!(ok!(reg.list_iam_access_keys("Device-Fleet")), vec![]);
 }
 
 pub(crate) async fn iam_inline_policies(reg: Registry) {

@@ -3,7 +3,7 @@
 //! [`QueryError`]).
 //!
 //! Operations: CreateRole, GetRole, ListRoles, DeleteRole, Put/Get/List/DeleteRolePolicy,
-//! CreateUser, GetUser, CreateAccessKey, ListAccessKeys, DeleteAccessKey and
+//! CreateUser, GetUser, DeleteUser, CreateAccessKey, ListAccessKeys, DeleteAccessKey and
 //! Put/Get/List/DeleteUserPolicy. Member names, limits and error codes are botocore's `iam`
 //! model (2010-05-08). Policy documents travel URL-encoded in responses, as AWS sends them
 //! (botocore decodes them).
@@ -78,6 +78,7 @@ async fn dispatch(st: &ApiState, action: &str, form: &Form) -> IamReply {
         "DeleteRolePolicy" => roles::delete_inline_policy(st, form, Role).await,
         "CreateUser" => users::create_user(st, form).await,
         "GetUser" => users::get_user(st, form).await,
+        "DeleteUser" => users::delete_user(st, form).await,
         "CreateAccessKey" => users::create_access_key(st, form).await,
         "ListAccessKeys" => users::list_access_keys(st, form).await,
         "DeleteAccessKey" => users::delete_access_key(st, form).await,

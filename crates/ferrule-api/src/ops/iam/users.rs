@@ -75,6 +75,15 @@ pub(super) async fn get_user(st: &ApiState, form: &Form) -> IamReply {
     user_result(st, &user)
 }
 
+pub(super) async fn delete_user(st: &ApiState, form: &Form) -> IamReply {
+    let user_name = name(form, "UserName", EXISTING_USER_NAME_MAX)?;
+    st.registry()
+        .delete_iam_user(&user_name)
+        .await
+        .map_err(iam_error)?;
+    Ok(None)
+}
+
 fn key_xml(out: &mut Xml, key: &IamAccessKeyRecord, with_secret: bool) {
     out.text("UserName", &key.user_name)
         .text("AccessKeyId", &key.access_key_id)
