@@ -341,6 +341,7 @@ impl ApiError {
         }
         let content_type = match protocol {
             Protocol::RestJson => "application/json",
+            // Query errors are written by `QueryError` as XML; the arm only completes the match.
             Protocol::Json11 | Protocol::Query => JSON_11,
         };
         let mut response = (self.status_in(protocol), body.to_string()).into_response();
