@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::ApiState;
-use crate::error::ApiError;
+use crate::error::{ApiError, QueryError};
 use crate::sigv4::{self, SignedRequest};
 
 /// The largest request body accepted. Policy documents are the largest legitimate input
@@ -18,8 +18,10 @@ pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Outermost layer: every response, errors and unknown routes included, gets an
 /// `x-amzn-RequestId` (botocore reports it as `ResponseMetadata.RequestId`).
-pub(crate) async fn stamp_request_id(req: Request, next: Next) -> Response {
+pub(crate) async fn stamp_request_id(mut req: Request, next: Next) -> Response {
     let request_id = new_request_id();
+    // Query-protocol (IAM) responses carry the id in their XML body too.
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut response = next.run(req).await;
@@ -30,6 +32,10 @@ pub(crate) async fn stamp_request_id(req: Request, next: Next) -> Response {
     response
 }
 
+/// The id [`stamp_request_id`] gave the request, as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Route layer: a request that matched an operation runs only with a valid signature.
 pub(crate) async fn authenticate(
     State(state): State<ApiState>,
@@ -38,11 +44,26 @@ pub(crate) async fn authenticate(
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // IAM's clients parse errors as XML only.
+    let query = crate::ops::is_query_request(&method, req.uri(), req.headers());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     match verify(&state, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => {
             tracing::info!(%method, %path, code = e.code(), reason = %e, "request refused");
-            e.into_response()
+            if query {
+                QueryError {
+                    error: e,
+                    request_id,
+                }
+                .into_response()
+            } else {
+                e.into_response()
+            }
         }
     }
 }

@@ -8,6 +8,11 @@
 //! Services on the JSON 1.1 protocol (CloudWatch Logs) answer through [`Json11Error`]: the
 //! same body, `Content-Type: application/x-amz-json-1.1`, their own names for a few codes
 //! (`InvalidParameterException`), and 400 for every client error, as those services do.
+//!
+//! IAM, on the query protocol, answers through [`QueryError`]: an XML
+//! `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`, IAM's
+//! names for the codes (`NoSuchEntity`, `EntityAlreadyExists`, `ValidationError`, ...) and the
+//! status each has in botocore's `iam` model.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +77,9 @@ pub enum ApiError {
     /// does Ferrule.
     #[error("{0}")]
     Unauthorized(String),
+    /// A query-protocol (form) body could not be decoded (400, `MalformedQueryString`).
+    #[error("{0}")]
+    MalformedQuery(String),
     /// No operation has this method and path (404).
     #[error("No operation matches {method} {path}")]
     UnknownOperation {
@@ -107,6 +115,7 @@ impl ApiError {
             ApiError::SqlParse(_) => "SqlParseException",
             ApiError::Unauthorized(_) => "UnauthorizedException",
             ApiError::UnknownOperation { .. } => "UnknownOperationException",
+            ApiError::MalformedQuery(_) => "MalformedQueryString",
             ApiError::Auth(e) => e.code(),
             ApiError::Internal(_) => "InternalFailureException",
         }
@@ -119,6 +128,7 @@ impl ApiError {
             | ApiError::CertificateValidation(_)
             | ApiError::RegistrationCodeValidation(_)
             | ApiError::MalformedPolicy(_)
+            | ApiError::MalformedQuery(_)
             | ApiError::SqlParse(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ResourceNotFound(_) | ApiError::UnknownOperation { .. } => {
@@ -172,6 +182,60 @@ enum Protocol {
     RestJson,
     /// CloudWatch Logs' JSON 1.1: 400 for client errors, 500 for server errors.
     Json11,
+    /// IAM's query protocol: XML errors, IAM's codes and statuses.
+    Query,
+}
+
+/// An [`ApiError`] answered in IAM's query protocol, with the request id the XML body
+/// carries (botocore's query parser reads it from there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueryError {
+    pub(crate) error: ApiError,
+    pub(crate) request_id: String,
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        let QueryError { error, request_id } = self;
+        let code = error.code_in(Protocol::Query);
+        let status = error.status_in(Protocol::Query);
+        let fault = if status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        let body = format!(
+            "<ErrorResponse xmlns=\"{IAM_XMLNS}\"><Error><Type>{fault}</Type><Code>{code}</Code>\
+             <Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            xml_escape(&error.client_message()),
+            xml_escape(&request_id)
+        );
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+        response
+    }
+}
+
+/// The XML namespace of IAM's responses.
+pub(crate) const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+/// `text` with XML's five special characters escaped.
+pub(crate) fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// An [`ApiError`] answered in the JSON 1.1 protocol (`X-Amz-Target` services).
@@ -207,6 +271,21 @@ impl ApiError {
     fn code_in(&self, protocol: Protocol) -> &'static str {
         match (protocol, self) {
             (Protocol::Json11, ApiError::InvalidRequest(_)) => "InvalidParameterException",
+            (Protocol::Query, ApiError::InvalidRequest(_)) => "ValidationError",
+            (Protocol::Query, ApiError::ResourceNotFound(_)) => "NoSuchEntity",
+            (Protocol::Query, ApiError::ResourceAlreadyExists { .. }) => "EntityAlreadyExists",
+            (Protocol::Query, ApiError::MalformedPolicy(_)) => "MalformedPolicyDocument",
+            (Protocol::Query, ApiError::DeleteConflict(_)) => "DeleteConflict",
+            (Protocol::Query, ApiError::LimitExceeded(_)) => "LimitExceeded",
+            (Protocol::Query, ApiError::UnknownOperation { .. }) => "InvalidAction",
+            (Protocol::Query, ApiError::Internal(_)) => "ServiceFailure",
+            // The query-protocol services' names for the SigV4 failures.
+            (Protocol::Query, ApiError::Auth(e)) => match e {
+                AuthError::Missing => "MissingAuthenticationToken",
+                AuthError::Incomplete(_) => "IncompleteSignature",
+                AuthError::UnknownAccessKey => "InvalidClientTokenId",
+                AuthError::SignatureMismatch | AuthError::Invalid(_) => "SignatureDoesNotMatch",
+            },
             _ => self.code(),
         }
     }
@@ -218,18 +297,33 @@ impl ApiError {
             (Protocol::Json11, ApiError::Auth(_)) => self.status(),
             (Protocol::Json11, ApiError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             (Protocol::Json11, _) => StatusCode::BAD_REQUEST,
+            // The statuses of botocore's `iam` model (`httpStatusCode` of each error shape).
+            (Protocol::Query, ApiError::Auth(_) | ApiError::Internal(_)) => self.status(),
+            (Protocol::Query, ApiError::ResourceNotFound(_)) => StatusCode::NOT_FOUND,
+            (
+                Protocol::Query,
+                ApiError::ResourceAlreadyExists { .. }
+                | ApiError::DeleteConflict(_)
+                | ApiError::LimitExceeded(_),
+            ) => StatusCode::CONFLICT,
+            (Protocol::Query, _) => StatusCode::BAD_REQUEST,
         }
     }
 
-    fn response(self, protocol: Protocol) -> Response {
-        let code = self.code_in(protocol);
-        let message = match &self {
+    /// The message sent to the client.
+    fn client_message(&self) -> String {
+        match self {
             // The detail is in the server's log; clients get no internals.
             ApiError::Internal(_) => {
                 "An internal error occurred; the server log has the details.".to_owned()
             }
             other => other.to_string(),
-        };
+        }
+    }
+
+    fn response(self, protocol: Protocol) -> Response {
+        let code = self.code_in(protocol);
+        let message = self.client_message();
         let mut body = serde_json::json!({ "__type": code, "message": message });
         if let (
             Protocol::RestJson,
@@ -247,7 +341,8 @@ impl ApiError {
         }
         let content_type = match protocol {
             Protocol::RestJson => "application/json",
-            Protocol::Json11 => JSON_11,
+            // Query errors are written by `QueryError` as XML; the arm only completes the match.
+            Protocol::Json11 | Protocol::Query => JSON_11,
         };
         let mut response = (self.status_in(protocol), body.to_string()).into_response();
         let headers = response.headers_mut();

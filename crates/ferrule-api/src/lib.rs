@@ -21,6 +21,12 @@
 //! `PutLogEvents`, `GetLogEvents` and `FilterLogEvents` (term filter patterns only), stored in
 //! the registry. Its errors are `{"__type", "message"}` with status 400, as on AWS.
 //!
+//! IAM (`aws iam`, the query protocol) arrives as `POST /` with a form body
+//! (`Action=CreateRole&Version=2010-05-08&...`) and is answered in XML: roles with trust
+//! policies, users, access keys and inline policies of roles and users, stored in the
+//! registry. Access keys are stored with their secrets for SigV4, but requests are still
+//! authorized only for the configured admin credentials; identity policies are not evaluated.
+//!
 //! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
 //! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
 //! `serde_json`. No `anyhow`, no global state.
@@ -140,7 +146,9 @@ impl ApiState {
         self.inner.issuer.clone()
     }
 
-    /// The secret of an access key, if it is one of ours.
+    /// The secret of an access key, if it is one of ours. Only the configured admin
+    /// credentials: IAM access keys (`Registry::get_iam_access_key`) are not accepted yet,
+    /// because nothing evaluates their users' identity policies.
     pub(crate) fn secret_for(&self, access_key_id: &str) -> Option<String> {
         self.inner
             .config

@@ -50,8 +50,8 @@ pub use error::StoreError;
 pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
 pub use registry::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
-    FilteredLogEvents, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
-    LogGroupRecord, LogStreamOrder, LogStreamRecord, NewLogEvent, Page, PageRequest,
-    ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange, RegistryError,
-    RuleRecord, ThingRecord,
+    FilteredLogEvents, IamAccessKeyRecord, IamEntity, IamRoleRecord, IamUserRecord, LogEventRecord,
+    LogEventsPage, LogEventsQuery, LogFilterQuery, LogGroupRecord, LogStreamOrder, LogStreamRecord,
+    MAX_ACCESS_KEYS_PER_USER, NewLogEvent, Page, PageRequest, ParseEnumError, PolicyRecord,
+    PolicyVersionRecord, Registry, RegistryChange, RegistryError, RuleRecord, ThingRecord,
 };

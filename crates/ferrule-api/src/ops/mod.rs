@@ -2,12 +2,14 @@
 //!
 //! Paths and methods are copied from botocore's `iot` model (`requestUri`, `http.method`).
 //! `POST /` is where the services on other protocols arrive (CloudWatch Logs' JSON 1.1 by
-//! `X-Amz-Target`; later IAM's query protocol by `Action=`); [`post_root`] sorts them out.
+//! `X-Amz-Target`; IAM's query protocol by a form body with `Action=`); [`post_root`] sorts
+//! them out.
 //! Path labels are matched on the raw path, so a label may hold `%2F` (the target ARN of
 //! `ListAttachedPolicies`); the extractor percent-decodes it afterwards.
 
 mod cas;
 mod certs;
+mod iam;
 mod logs;
 mod misc;
 mod policies;
@@ -29,6 +31,7 @@ use ferrule_store::PageRequest;
 use serde_json::Value;
 
 use crate::ApiState;
+use crate::auth::RequestId;
 use crate::error::ApiError;
 use crate::extract::Call;
 
@@ -159,7 +162,7 @@ pub fn router(state: ApiState) -> Router {
             get(misc::list_tags_for_resource).post(misc::tag_resource),
         )
         .route("/untag", post(misc::untag_resource))
-        // JSON 1.1 (and later query) services.
+        // JSON 1.1 (CloudWatch Logs) and query (IAM) services.
         .route("/", post(post_root))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
@@ -173,9 +176,33 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// `POST /`: a CloudWatch Logs operation when `X-Amz-Target` names one, otherwise the
-/// unknown-operation error every other unmatched request gets.
-async fn post_root(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Whether a request is on IAM's query protocol: `POST /` with a form body.
+pub(crate) fn is_query_request(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    method == Method::POST
+        && uri.path() == "/"
+        && headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            })
+}
+
+/// `POST /`: an IAM operation when the body is a form (`Action=...`), a CloudWatch Logs
+/// operation when `X-Amz-Target` names one, otherwise the unknown-operation error every
+/// other unmatched request gets.
+async fn post_root(
+    State(st): State<ApiState>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if is_query_request(&Method::POST, &Uri::from_static("/"), &headers) {
+        let request_id = request_id.map(|r| r.0.0).unwrap_or_default();
+        return iam::handle(&st, &body, request_id).await;
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -310,6 +337,8 @@ fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_iam;
 #[cfg(test)]
 mod tests_logs;
 #[cfg(test)]

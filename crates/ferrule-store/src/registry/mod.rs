@@ -1,6 +1,6 @@
 //! The device registry: CA and device certificates, IoT policies, things, topic rules, tags,
-//! account-level settings and CloudWatch Logs groups, streams and events, on SQLite or
-//! PostgreSQL.
+//! account-level settings, CloudWatch Logs groups, streams and events, and IAM roles, users,
+//! access keys and inline policies, on SQLite or PostgreSQL.
 //!
 //! One [`Registry`] type whatever the backend, chosen when it is opened. Every operation that
 //! checks and then writes (the 5-version limit, delete conflicts, exclusive thing principals,
@@ -22,6 +22,7 @@ mod cas;
 mod certs;
 mod db;
 mod error;
+mod iam;
 mod log_filter;
 mod logs;
 mod paging;
@@ -42,6 +43,9 @@ use crate::error::StoreError;
 use crate::registry::db::{Db, Tx};
 
 pub use error::RegistryError;
+pub use iam::{
+    IamAccessKeyRecord, IamEntity, IamRoleRecord, IamUserRecord, MAX_ACCESS_KEYS_PER_USER,
+};
 pub use logs::{
     FilteredLogEvents, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
     LogGroupRecord, LogStreamOrder, LogStreamRecord, NewLogEvent,
@@ -587,6 +591,121 @@ impl Registry {
         query: &LogFilterQuery,
     ) -> Result<FilteredLogEvents> {
         logs::filter_log_events(&self.inner.db, group, query).await
+    }
+
+    // ----- IAM -----
+
+    /// Creates an IAM role as given. [`RegistryError::AlreadyExists`] (kind "Role", the
+    /// existing name) if a role has this name, ignoring case.
+    pub async fn create_iam_role(&self, role: &IamRoleRecord) -> Result<()> {
+        iam::create_role(&self.inner.db, role).await
+    }
+
+    /// The IAM role with this name, ignoring case.
+    pub async fn get_iam_role(&self, name: &str) -> Result<Option<IamRoleRecord>> {
+        iam::get_role(&self.inner.db, name).await
+    }
+
+    /// One page of IAM roles whose path starts with `path_prefix`, ordered by name.
+    pub async fn list_iam_roles(
+        &self,
+        path_prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<IamRoleRecord>> {
+        iam::list_roles(&self.inner.db, path_prefix, page).await
+    }
+
+    /// Deletes an IAM role. [`RegistryError::NotFound`] (kind "Role");
+    /// [`RegistryError::DeleteConflict`] while it has inline policies.
+    pub async fn delete_iam_role(&self, name: &str) -> Result<()> {
+        iam::delete_role(&self.inner.db, name).await
+    }
+
+    /// Creates an IAM user as given. [`RegistryError::AlreadyExists`] (kind "User") if a user
+    /// has this name, ignoring case.
+    pub async fn create_iam_user(&self, user: &IamUserRecord) -> Result<()> {
+        iam::create_user(&self.inner.db, user).await
+    }
+
+    /// The IAM user with this name, ignoring case.
+    pub async fn get_iam_user(&self, name: &str) -> Result<Option<IamUserRecord>> {
+        iam::get_user(&self.inner.db, name).await
+    }
+
+    /// Deletes an IAM user. [`RegistryError::NotFound`] (kind "User");
+    /// [`RegistryError::DeleteConflict`] while it has access keys or inline policies.
+    pub async fn delete_iam_user(&self, name: &str) -> Result<()> {
+        iam::delete_user(&self.inner.db, name).await
+    }
+
+    /// Stores a new access key of the user `access_key.user_name`. [`RegistryError::NotFound`]
+    /// (kind "User"); [`RegistryError::LimitExceeded`] if the user has
+    /// [`MAX_ACCESS_KEYS_PER_USER`] keys; [`RegistryError::AlreadyExists`] if the id is taken.
+    pub async fn create_iam_access_key(&self, access_key: &IamAccessKeyRecord) -> Result<()> {
+        iam::create_access_key(&self.inner.db, access_key).await
+    }
+
+    /// The access key with this id, whoever owns it: what SigV4 verification will look up.
+    pub async fn get_iam_access_key(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<IamAccessKeyRecord>> {
+        iam::get_access_key(&self.inner.db, access_key_id).await
+    }
+
+    /// The user's access keys, oldest first. [`RegistryError::NotFound`] (kind "User").
+    pub async fn list_iam_access_keys(&self, user: &str) -> Result<Vec<IamAccessKeyRecord>> {
+        iam::list_access_keys(&self.inner.db, user).await
+    }
+
+    /// Deletes one of the user's access keys. [`RegistryError::NotFound`] (kind "User", or
+    /// "Access key" if the user has no key with this id).
+    pub async fn delete_iam_access_key(&self, user: &str, access_key_id: &str) -> Result<()> {
+        iam::delete_access_key(&self.inner.db, user, access_key_id).await
+    }
+
+    /// Creates or replaces the inline policy `policy_name` of a role or user.
+    /// [`RegistryError::NotFound`] (kind "Role" or "User") if the entity does not exist.
+    pub async fn put_iam_inline_policy(
+        &self,
+        entity: IamEntity,
+        name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<()> {
+        iam::put_inline_policy(&self.inner.db, entity, name, policy_name, document).await
+    }
+
+    /// The document of an inline policy; `None` if the entity has no such policy,
+    /// [`RegistryError::NotFound`] if the entity does not exist.
+    pub async fn get_iam_inline_policy(
+        &self,
+        entity: IamEntity,
+        name: &str,
+        policy_name: &str,
+    ) -> Result<Option<String>> {
+        iam::get_inline_policy(&self.inner.db, entity, name, policy_name).await
+    }
+
+    /// The names of the entity's inline policies, sorted. [`RegistryError::NotFound`] if the
+    /// entity does not exist.
+    pub async fn list_iam_inline_policies(
+        &self,
+        entity: IamEntity,
+        name: &str,
+    ) -> Result<Vec<String>> {
+        iam::list_inline_policies(&self.inner.db, entity, name).await
+    }
+
+    /// Deletes an inline policy. [`RegistryError::NotFound`] (kind "Role"/"User", or
+    /// "Role policy"/"User policy").
+    pub async fn delete_iam_inline_policy(
+        &self,
+        entity: IamEntity,
+        name: &str,
+        policy_name: &str,
+    ) -> Result<()> {
+        iam::delete_inline_policy(&self.inner.db, entity, name, policy_name).await
     }
 
     // ----- tags -----
