@@ -8,15 +8,16 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrule_api::{ApiConfig, ApiState, Credential};
+use ferrule_testkit::aws_cli::{self, CliRunner};
+pub(crate) use ferrule_testkit::aws_cli::{AwsError, CliOutput as Output};
 use serde_json::Value;
 
 pub(crate) const ACCESS_KEY_ID: &str = "AKIAFERRULETESTKEY01";
@@ -150,9 +151,11 @@ impl Server {
 
     fn run_cli(&self, key: &str, secret: &str, full: Vec<String>) -> Result<Value, AwsError> {
         let mut runner = self.runner.lock().unwrap();
-        let runner = runner.get_or_insert_with(CliRunner::start);
+        let runner = runner.get_or_insert_with(|| {
+            CliRunner::start(|cmd| client_env(cmd, ACCESS_KEY_ID, SECRET_ACCESS_KEY))
+        });
         let env = serde_json::json!({ "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret });
-        cli_result(runner.call(&full, env))
+        runner.call(&full, &env, PROCESS_TIMEOUT).json()
     }
 
     /// `aws iot ARGS` through the `aws` executable itself, one process per command.
@@ -165,7 +168,7 @@ impl Server {
         let mut cmd = Command::new("aws");
         cmd.args(self.cli_args("iot", args));
         client_env(&mut cmd, key, secret);
-        cli_result(run(&mut cmd))
+        run(&mut cmd).json()
     }
 
     fn cli_args(&self, service: &str, args: &[&str]) -> Vec<String> {
@@ -225,142 +228,12 @@ impl Drop for Server {
     }
 }
 
-fn cli_result(out: Output) -> Result<Value, AwsError> {
-    if out.success {
-        let text = out.stdout.trim();
-        return Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(text).unwrap()
-        });
-    }
-    Err(AwsError::parse(&out.stderr))
-}
-
-/// tests/python/aws_cli_runner.py: runs aws CLI commands through `awscli.clidriver` (the
-/// entry point of the `aws` executable) one after the other in one Python process, so a test
-/// does not pay the CLI's start-up (over a second of CPU) per command.
-struct CliRunner {
-    child: Child,
-    stdin: ChildStdin,
-    replies: Receiver<String>,
-}
-
-impl CliRunner {
-    fn start() -> CliRunner {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/aws_cli_runner.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        client_env(&mut cmd, ACCESS_KEY_ID, SECRET_ACCESS_KEY);
-        let mut child = cmd.spawn().expect("python3 starts the aws CLI runner");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, replies) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        CliRunner {
-            child,
-            stdin,
-            replies,
-        }
-    }
-
-    fn call(&mut self, args: &[String], env: Value) -> Output {
-        let request = serde_json::json!({ "args": args, "env": env });
-        writeln!(self.stdin, "{request}").unwrap();
-        self.stdin.flush().unwrap();
-        let line = self
-            .replies
-            .recv_timeout(PROCESS_TIMEOUT)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the aws CLI runner did not answer `aws {}`: {e}",
-                    args.join(" ")
-                )
-            });
-        let reply: Value = serde_json::from_str(&line).unwrap();
-        Output {
-            success: reply["rc"] == 0,
-            stdout: reply["stdout"].as_str().unwrap_or_default().to_owned(),
-            stderr: reply["stderr"].as_str().unwrap_or_default().to_owned(),
-        }
-    }
-}
-
-impl Drop for CliRunner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An environment that reads nothing from the machine's AWS configuration.
+/// The test credentials on top of an environment that reads nothing from the machine's AWS
+/// configuration.
 fn client_env(cmd: &mut Command, key: &str, secret: &str) {
+    aws_cli::clean_env(cmd);
     cmd.env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_RETRY_MODE", "standard");
-}
-
-/// An error the aws CLI reported: `An error occurred (CODE) when calling the OP operation: MSG`.
-#[derive(Debug, Clone)]
-pub(crate) struct AwsError {
-    pub(crate) code: String,
-    pub(crate) message: String,
-    pub(crate) stderr: String,
-}
-
-impl AwsError {
-    fn parse(stderr: &str) -> AwsError {
-        let code = stderr
-            .split_once("An error occurred (")
-            .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(code, _)| code.to_owned())
-            .unwrap_or_default();
-        // `... when calling the OP operation: MSG`, or `... operation (reached max retries: 0): MSG`.
-        let message = stderr
-            .split_once(" operation")
-            .map(|(_, rest)| {
-                rest.strip_prefix(" (reached max retries: 0)")
-                    .unwrap_or(rest)
-            })
-            .and_then(|rest| rest.strip_prefix(": "))
-            .map(|m| m.trim().to_owned())
-            .unwrap_or_default();
-        AwsError {
-            code,
-            message,
-            stderr: stderr.to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for AwsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed with {:?}: {}", self.code, self.stderr.trim())
-    }
-}
-
-pub(crate) struct Output {
-    pub(crate) success: bool,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
+        .env("AWS_SECRET_ACCESS_KEY", secret);
 }
 
 /// Runs a command to completion within [`PROCESS_TIMEOUT`], killing it otherwise.

@@ -1,20 +1,18 @@
 //! The real `aws iot` CLI against a [`Server`]'s control plane, with the admin credentials the
 //! server generated into `DATA_DIR/credentials` (the `[default]` profile). Commands run through
 //! the CLI's own entry point in one long-lived Python process per server
-//! (`crates/ferrule-api/tests/python/aws_cli_runner.py`), so a test pays the CLI's start-up
-//! once, not per command.
+//! (`ferrule_testkit::aws_cli`), so a test pays the CLI's start-up once, not per command.
 //!
 //! Also: the registry steps tests repeat (CA registration with proof of possession, policies,
 //! certificate status) and [`provision_device`], a registered ACTIVE device certificate with
 //! an allow-all policy, which is what a client needs on the `mqtts` listener.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub(crate) use ferrule_testkit::aws_cli::AwsError;
+use ferrule_testkit::aws_cli::CliRunner;
 use serde_json::{Value, json};
 
 use super::Server;
@@ -45,44 +43,6 @@ pub(crate) fn policy(statements: Value) -> Value {
 /// `{"Effect":"Allow","Action":"iot:*","Resource":"*"}`.
 pub(crate) fn allow_all() -> Value {
     policy(json!([{ "Effect": "Allow", "Action": "iot:*", "Resource": "*" }]))
-}
-
-/// An error the aws CLI reported: `An error occurred (CODE) when calling the OP operation: MSG`.
-#[derive(Debug, Clone)]
-pub(crate) struct AwsError {
-    pub(crate) code: String,
-    pub(crate) message: String,
-    pub(crate) stderr: String,
-}
-
-impl AwsError {
-    fn parse(stderr: &str) -> AwsError {
-        let code = stderr
-            .split_once("An error occurred (")
-            .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(code, _)| code.to_owned())
-            .unwrap_or_default();
-        let message = stderr
-            .split_once(" operation")
-            .map(|(_, rest)| {
-                rest.strip_prefix(" (reached max retries: 0)")
-                    .unwrap_or(rest)
-            })
-            .and_then(|rest| rest.strip_prefix(": "))
-            .map(|m| m.trim().to_owned())
-            .unwrap_or_default();
-        AwsError {
-            code,
-            message,
-            stderr: stderr.to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for AwsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed with {:?}: {}", self.code, self.stderr.trim())
-    }
 }
 
 /// The per-server state: the runner process (started on first use) and the credentials file.
@@ -130,26 +90,19 @@ impl Aws {
                 .iter()
                 .map(|a| (*a).to_owned()),
         );
-        let reply = {
-            let mut guard = self
-                .shared
-                .runner
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let runner = guard.get_or_insert_with(|| CliRunner::start(&self.shared.credentials));
-            runner.call(&full)
-        };
-        if reply.0 == 0 {
-            let text = reply.1.trim();
-            return Ok(if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(text).unwrap_or_else(|e| {
-                    panic!("aws {}: output is not JSON: {e}\n{text}", full.join(" "))
-                })
-            });
-        }
-        Err(AwsError::parse(&reply.2))
+        let mut guard = self
+            .shared
+            .runner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let credentials = &self.shared.credentials;
+        let runner = guard.get_or_insert_with(|| {
+            // The server's generated credentials file, [default] profile.
+            CliRunner::start(|cmd| {
+                cmd.env("AWS_SHARED_CREDENTIALS_FILE", credentials);
+            })
+        });
+        runner.call(&full, &json!({}), AWS_TIMEOUT).json()
     }
 
     /// `aws iot ARGS` that must succeed.
@@ -392,86 +345,4 @@ fn new_device(server: &Server, pki: &Pki, ca: &Ca, name: &str) -> Cert {
 pub(crate) fn provision_device(server: &Server, name: &str) -> Cert {
     let fixture = server.fixture();
     new_device(server, &fixture.pki, &fixture.ca, name)
-}
-
-/// ferrule-api's tests/python/aws_cli_runner.py: aws CLI commands one after the other in one
-/// Python process.
-struct CliRunner {
-    child: Child,
-    stdin: ChildStdin,
-    replies: Receiver<String>,
-}
-
-impl CliRunner {
-    fn start(credentials: &Path) -> CliRunner {
-        super::require_program("python3", "python3");
-        // The control plane's tests own the runner; the workspace always has both crates.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../ferrule-api/tests/python/aws_cli_runner.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            // Nothing from the machine's AWS configuration: the server's generated
-            // credentials file, [default] profile.
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("AWS_RETRY_MODE", "standard");
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("python3 cannot start the aws CLI runner: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (tx, replies) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        CliRunner {
-            child,
-            stdin,
-            replies,
-        }
-    }
-
-    /// (exit code, stdout, stderr) of `aws ARGS`.
-    fn call(&mut self, args: &[String]) -> (i64, String, String) {
-        let request = json!({ "args": args, "env": {} });
-        writeln!(self.stdin, "{request}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("the aws CLI runner is gone ({e}): is awscli installed?"));
-        let line = self.replies.recv_timeout(AWS_TIMEOUT).unwrap_or_else(|e| {
-            panic!(
-                "the aws CLI runner did not answer `aws {}` within {AWS_TIMEOUT:?}: {e}",
-                args.join(" ")
-            )
-        });
-        let reply: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the aws CLI runner said {line:?}: {e}"));
-        (
-            reply["rc"].as_i64().unwrap_or(1),
-            reply["stdout"].as_str().unwrap_or_default().to_owned(),
-            reply["stderr"].as_str().unwrap_or_default().to_owned(),
-        )
-    }
-}
-
-impl Drop for CliRunner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
