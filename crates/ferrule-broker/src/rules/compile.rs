@@ -10,8 +10,6 @@ use ferrule_store::RuleRecord;
 use metrics::Counter;
 use serde_json::Value;
 
-use super::RulesSettings;
-
 /// One action of a rule, ready to run.
 #[derive(Debug)]
 pub(crate) enum Action {
@@ -253,7 +251,7 @@ pub(crate) struct RuleSet {
 }
 
 impl RuleSet {
-    pub(crate) fn compile(records: Vec<RuleRecord>, _settings: &RulesSettings) -> RuleSet {
+    pub(crate) fn compile(records: Vec<RuleRecord>) -> RuleSet {
         let mut rules = Vec::new();
         let mut index = TopicTrie::new();
         for record in records.iter().filter(|r| !r.disabled) {

@@ -160,7 +160,7 @@ async fn load(settings: &RulesSettings) -> Result<RuleSet, ferrule_store::Regist
             None => break,
         }
     }
-    Ok(RuleSet::compile(records, settings))
+    Ok(RuleSet::compile(records))
 }
 
 async fn reload_on_change(
