@@ -47,6 +47,7 @@ mod authorization;
 pub mod credentials_file;
 mod error;
 mod extract;
+pub mod functions;
 mod ops;
 mod policy_doc;
 mod rule_payload;
@@ -98,6 +99,8 @@ pub struct ApiConfig {
 #[derive(Clone)]
 pub struct ApiState {
     inner: Arc<Inner>,
+    /// Runs functions for Lambda's `Invoke`; `None` until [`ApiState::with_functions`].
+    functions: Option<Arc<dyn functions::FunctionHost>>,
 }
 
 struct Inner {
@@ -127,7 +130,20 @@ impl ApiState {
                 registry,
                 issuer,
             }),
+            functions: None,
         }
+    }
+
+    /// The same state with a function runtime for Lambda's `Invoke` (see [`functions`]).
+    pub fn with_functions(self, host: Arc<dyn functions::FunctionHost>) -> ApiState {
+        ApiState {
+            functions: Some(host),
+            ..self
+        }
+    }
+
+    pub(crate) fn functions(&self) -> Option<&Arc<dyn functions::FunctionHost>> {
+        self.functions.as_ref()
     }
 
     pub(crate) fn config(&self) -> &ApiConfig {

@@ -10,6 +10,7 @@
 mod cas;
 mod certs;
 mod iam;
+mod lambda;
 mod logs;
 mod misc;
 mod policies;
@@ -26,7 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use ferrule_store::PageRequest;
 use serde_json::Value;
 
@@ -162,6 +163,40 @@ pub fn router(state: ApiState) -> Router {
             get(misc::list_tags_for_resource).post(misc::tag_resource),
         )
         .route("/untag", post(misc::untag_resource))
+        // Lambda (rest-json, botocore's `lambda` 2015-03-31 model).
+        .route(
+            "/2015-03-31/functions",
+            post(lambda::create_function).get(lambda::list_functions),
+        )
+        .route("/2015-03-31/functions/", get(lambda::list_functions))
+        .route(
+            "/2015-03-31/functions/{FunctionName}",
+            get(lambda::get_function).delete(lambda::delete_function),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/configuration",
+            get(lambda::get_function_configuration).put(lambda::update_function_configuration),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/code",
+            put(lambda::update_function_code),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/code-zip",
+            get(lambda::get_function_code),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/invocations",
+            post(lambda::invoke),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/policy",
+            post(lambda::add_permission).get(lambda::get_policy),
+        )
+        .route(
+            "/2015-03-31/functions/{FunctionName}/policy/{StatementId}",
+            delete(lambda::remove_permission),
+        )
         // JSON 1.1 (CloudWatch Logs) and query (IAM) services.
         .route("/", post(post_root))
         .fallback(unknown_operation)
@@ -339,6 +374,8 @@ fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
 mod tests;
 #[cfg(test)]
 mod tests_iam;
+#[cfg(test)]
+mod tests_lambda;
 #[cfg(test)]
 mod tests_logs;
 #[cfg(test)]
