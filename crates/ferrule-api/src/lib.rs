@@ -27,6 +27,11 @@
 //! registry. Access keys are stored with their secrets for SigV4, but requests are still
 //! authorized only for the configured admin credentials; identity policies are not evaluated.
 //!
+//! Lambda (`aws lambda`, rest-json under `/2015-03-31/functions`): functions with zip code,
+//! their resource policies, and `Invoke` through the [`functions::FunctionHost`] given to
+//! [`ApiState::with_functions`] (the binary's function runtime; without one, `Invoke` answers
+//! `ServiceException`). Its errors are Lambda's `{"Type", "message"}` bodies.
+//!
 //! Depends on: `axum` (routing, no socket of its own), `ferrule-store` (the registry),
 //! `ferrule-pki` (parsing, proof of possession, issuing), `aws-lc-rs` (SigV4's HMAC/SHA-256),
 //! `serde_json`. No `anyhow`, no global state.
@@ -35,6 +40,7 @@
 //! 1. Open the registry (`Registry::open_sqlite` / `open_postgres`) and the issuing CA
 //!    (`Issuer::load_or_create` on the data dir).
 //! 2. [`ApiState::new`] with an [`ApiConfig`] (region, account, MQTT endpoint, credentials).
+//!    Optionally [`ApiState::with_functions`] with the function runtime, for Lambda's `Invoke`.
 //! 3. [`router`]: an `axum::Router` to serve, or to merge with other routes (its layers apply
 //!    only to its own routes, so `/metrics` and `/health` merged next to it stay unauthenticated).
 //!

@@ -1,6 +1,7 @@
 //! The operations, and the router that maps botocore's method + path onto them.
 //!
-//! Paths and methods are copied from botocore's `iot` model (`requestUri`, `http.method`).
+//! Paths and methods are copied from botocore's `iot` model (`requestUri`, `http.method`), and
+//! from its `lambda` model for the `/2015-03-31/` routes ([`lambda`]).
 //! `POST /` is where the services on other protocols arrive (CloudWatch Logs' JSON 1.1 by
 //! `X-Amz-Target`; IAM's query protocol by a form body with `Action=`); [`post_root`] sorts
 //! them out.
