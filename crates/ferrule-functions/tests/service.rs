@@ -802,6 +802,77 @@ async fn provided_runtimes_run_the_zips_bootstrap() {
 }
 
 #[tokio::test]
+async fn a_worker_that_cannot_start_is_an_error_in_the_logs() {
+    bounded(async {
+        let env = Env::new().await;
+        let zip = zip(&[("bootstrap", "#!/nonexistent/interpreter\n", 0o755)]);
+        env.create(&record("unstartable", "provided", "h", &zip), &zip)
+            .await;
+        let error = env
+            .service
+            .invoke("unstartable", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ServiceError::Spawn { .. }), "{error}");
+        assert!(error.to_string().contains("unstartable"), "{error}");
+        env.wait_for_log("unstartable", "[ERROR] Starting unstartable failed")
+            .await;
+        env.service.shutdown().await;
+    })
+    .await;
+}
+
+const SPAN: &str = r#"
+import os, time
+def handle(event, context):
+    start = time.time()
+    time.sleep(0.3)
+    path = os.path.join(os.environ["COUNT_DIR"], context.aws_request_id)
+    with open(path + ".tmp", "w") as f:
+        f.write("%f %f" % (start, time.time()))
+    os.rename(path + ".tmp", path)
+"#;
+
+#[tokio::test]
+async fn async_invocations_respect_the_functions_concurrency() {
+    bounded(async {
+        let env = Env::with(|c| c.concurrency = 1).await;
+        let count_dir = env.dir.path().join("spans");
+        std::fs::create_dir(&count_dir).unwrap();
+        let zip = zip(&[("handler.py", SPAN, 0o644)]);
+        let mut record = record("serial", "python3.12", "handler.handle", &zip);
+        record.environment =
+            BTreeMap::from([("COUNT_DIR".to_owned(), count_dir.display().to_string())]);
+        env.create(&record, &zip).await;
+        for _ in 0..3 {
+            env.service.invoke_async("serial", json!({})).await.unwrap();
+        }
+        let done = || -> Vec<_> {
+            std::fs::read_dir(&count_dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+                .collect()
+        };
+        wait_until("three invocations ran", || done().len() == 3).await;
+        let mut spans: Vec<(f64, f64)> = done()
+            .into_iter()
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                let (a, b) = text.split_once(' ').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for pair in spans.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "overlapping invocations: {spans:?}");
+        }
+        env.service.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn unsupported_runtimes_are_refused_and_logged() {
     bounded(async {
         let env = Env::new().await;
