@@ -254,6 +254,31 @@ async fn invoke_returns_the_result_and_stores_the_logs() {
     .await;
 }
 
+#[tokio::test]
+async fn a_new_service_deploys_on_first_invocation_and_sweeps_old_code() {
+    bounded(async {
+        let env = Env::new().await;
+        env.create_python("again", ECHO).await;
+        ok(&env.invoke("again", json!({})).await);
+        env.service.shutdown().await;
+
+        // As after a crash: code left behind by an earlier process.
+        let stale = env.code_root().join("again").join("rev-old-0000");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("handler.py"), "stale").unwrap();
+        let service = FunctionService::start(
+            env.registry.clone(),
+            ServiceConfig::new("eu-west-1", "123456789012", "http://x", env.code_root()),
+        );
+        let invocation = service.invoke("again", json!({"n": 2})).await.unwrap();
+        assert_eq!(ok(&invocation)["echo"], json!({"n": 2}));
+        assert!(!stale.exists());
+        assert_eq!(env.code_dirs("again").len(), 1);
+        service.shutdown().await;
+    })
+    .await;
+}
+
 const ENVIRONMENT: &str = r#"
 import os
 def handle(event, context):
