@@ -57,6 +57,13 @@ pub enum HostError {
     /// `TooManyRequestsException` (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// The function's runtime is not one the host runs: `InvalidRuntimeException` (502).
+    #[error("{0}")]
+    InvalidRuntime(String),
+    /// The function's code cannot be deployed (corrupt zip, unsafe paths, no `bootstrap`):
+    /// `InvalidZipFileException` (502).
+    #[error("{0}")]
+    InvalidZipFile(String),
     /// The runtime failed or is shutting down: `ServiceException` (500).
     #[error("{0}")]
     Unavailable(String),

@@ -2,8 +2,8 @@
 //!
 //! Lambda (rest-json) answers an error with `x-amzn-ErrorType: <Code>` and a body
 //! `{"Type": "User", "message": "..."}`; the shapes in botocore's model spell the message
-//! member `Message` for `ResourceNotFoundException` and `ServiceException` (whose `Type` is
-//! `Service`), and `TooManyRequestsException` adds `Reason` and a `Retry-After` header.
+//! member `Message` for `ResourceNotFoundException`, `InvalidRuntimeException`,
+//! `InvalidZipFileException` and `ServiceException` (whose `Type` is `Service`), and `TooManyRequestsException` adds `Reason` and a `Retry-After` header.
 //! botocore reads the code from the header and the message from either spelling.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -37,6 +37,12 @@ pub(crate) enum LambdaError {
     /// The function is at its concurrency limit (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// The function's runtime cannot be run by the host (502).
+    #[error("{0}")]
+    InvalidRuntime(String),
+    /// The function's code cannot be deployed by the host (502).
+    #[error("{0}")]
+    InvalidZipFile(String),
     /// Ferrule failed, or cannot run functions (500). The message is sent to the client.
     #[error("{0}")]
     Service(String),
@@ -56,6 +62,8 @@ impl LambdaError {
             LambdaError::InvalidRequestContent(_) => "InvalidRequestContentException",
             LambdaError::RequestTooLarge(_) => "RequestTooLargeException",
             LambdaError::TooManyRequests(_) => "TooManyRequestsException",
+            LambdaError::InvalidRuntime(_) => "InvalidRuntimeException",
+            LambdaError::InvalidZipFile(_) => "InvalidZipFileException",
             LambdaError::Service(_) => "ServiceException",
             LambdaError::Api(e) => e.code(),
         }
@@ -72,6 +80,9 @@ impl LambdaError {
             LambdaError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             LambdaError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             LambdaError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            LambdaError::InvalidRuntime(_) | LambdaError::InvalidZipFile(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             LambdaError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
             LambdaError::Api(e) => e.status(),
         }
@@ -140,7 +151,9 @@ impl IntoResponse for LambdaError {
         };
         let (code, status, message) = (api.code(), api.status(), api.to_string());
         let body = match &api {
-            LambdaError::ResourceNotFound(_) => json!({ "Type": "User", "Message": message }),
+            LambdaError::ResourceNotFound(_)
+            | LambdaError::InvalidRuntime(_)
+            | LambdaError::InvalidZipFile(_) => json!({ "Type": "User", "Message": message }),
             LambdaError::Service(_) => json!({ "Type": "Service", "Message": message }),
             LambdaError::TooManyRequests(_) => json!({
                 "Type": "User",

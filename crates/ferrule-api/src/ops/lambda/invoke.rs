@@ -160,6 +160,8 @@ fn host_error(e: HostError, arn: &str) -> LambdaError {
     match e {
         HostError::NotFound(_) => LambdaError::function_not_found(arn),
         HostError::TooManyRequests(m) => LambdaError::TooManyRequests(m),
+        HostError::InvalidRuntime(m) => LambdaError::InvalidRuntime(m),
+        HostError::InvalidZipFile(m) => LambdaError::InvalidZipFile(m),
         HostError::Unavailable(m) => {
             tracing::warn!(function = arn, reason = %m, "the function runtime failed");
             LambdaError::Service(m)

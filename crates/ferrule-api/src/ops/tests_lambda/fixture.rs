@@ -20,7 +20,8 @@ pub(super) const TRUST_LAMBDA: &str = r#"{"Version":"2012-10-17","Statement":[{"
 pub(super) const TRUST_IOT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"iot.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// Echoes events back, or fails as the event asks: `{"fail": msg}` is a function error,
-/// `{"busy": true}`, `{"vanish": true}` and `{"down": true}` are the host's own errors,
+/// `{"busy": true}`, `{"vanish": true}`, `{"bad_zip": true}` and `{"down": true}` are the
+/// host's own errors,
 /// `{"log_lines": n}` writes n long log lines.
 #[derive(Default)]
 pub(super) struct EchoHost {
@@ -35,6 +36,9 @@ impl FunctionHost for EchoHost {
             }
             if event["vanish"] == true {
                 return Err(HostError::NotFound(name));
+            }
+            if event["bad_zip"] == true {
+                return Err(HostError::InvalidZipFile("no bootstrap in the zip".into()));
             }
             if event["down"] == true {
                 return Err(HostError::Unavailable(

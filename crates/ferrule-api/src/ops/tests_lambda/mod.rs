@@ -723,6 +723,9 @@ fn invoke_runs_the_function_through_its_host() {
     assert_eq!(e.code, "TooManyRequestsException", "{}", e.stderr);
     let e = invoke(&mut s, r#"{"vanish": true}"#, &[]).unwrap_err();
     assert_eq!(e.code, "ResourceNotFoundException", "{}", e.stderr);
+    let e = invoke(&mut s, r#"{"bad_zip": true}"#, &[]).unwrap_err();
+    assert_eq!(e.code, "InvalidZipFileException", "{}", e.stderr);
+    assert_eq!(e.message, "no bootstrap in the zip");
     let e = invoke(&mut s, r#"{"down": true}"#, &[]).unwrap_err();
     assert_eq!(e.code, "ServiceException", "{}", e.stderr);
     assert!(e.message.contains("shutting down"), "{e}");
