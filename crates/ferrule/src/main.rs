@@ -4,6 +4,7 @@
 //! typed settings, sets up logging and metrics, and wires the broker, the store and the TLS
 //! material together. Only here do errors become `anyhow`.
 
+mod functions;
 mod serve;
 mod settings;
 

@@ -12,12 +12,14 @@ use axum::routing::get;
 use ferrule_api::{ApiConfig, ApiState};
 use ferrule_broker::client_auth::{self, RegistryClientVerifier, TrustStore};
 use ferrule_broker::{AuthSettings, Broker, ListenerKind, ListenerSpec, RulesSettings};
+use ferrule_functions::{FunctionService, ServiceConfig};
 use ferrule_pki::{DevPki, Issuer};
 use ferrule_store::{BrokerStore, Registry};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::functions::Functions;
 use crate::settings::{JitrMode, LogFormat, ServeArgs, Settings};
 
 /// Messages waiting for the topic rules before more are dropped (and counted).
@@ -95,13 +97,22 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             anonymous_policy: s.anonymous_policy.clone(),
         })
         .await?;
+    // The API listener is bound first: functions are told its address.
+    let api = tokio::net::TcpListener::bind(s.api_listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", s.api_listen))?;
+    let api_addr = api.local_addr()?;
+    let functions = Functions(FunctionService::start(
+        registry.clone(),
+        function_config(&s, api_addr),
+    ));
     broker
         .enable_rules(RulesSettings {
             registry: registry.clone(),
             account_id: s.account_id.clone(),
             region: s.region.clone(),
             http_allow: s.rules_http_allow.clone(),
-            functions: None,
+            functions: Some(Arc::new(functions.clone())),
             queue_capacity: RULES_QUEUE,
             concurrency: RULES_CONCURRENCY,
         })
@@ -126,10 +137,6 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         let local = broker.listen(ListenerSpec { kind, addr, tls }).await?;
         bound.push((kind.as_str(), local));
     }
-    let api = tokio::net::TcpListener::bind(s.api_listen)
-        .await
-        .with_context(|| format!("binding the API listener to {}", s.api_listen))?;
-    let api_addr = api.local_addr()?;
     bound.push(("api", api_addr));
     let mqtts_addr = bound
         .iter()
@@ -153,6 +160,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = api_stop_tx.send(());
     broker.shutdown(Duration::from_secs(5)).await;
+    functions.0.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     registry.close().await;
     store.close().await;
@@ -239,6 +247,32 @@ fn api_state(
         credentials: vec![credential],
     };
     Ok(ApiState::new(config, registry, issuer))
+}
+
+/// How functions run: the settings' concurrency, code under `DATA_DIR/functions`, and the
+/// control plane's URL as their `AWS_ENDPOINT_URL` (a wildcard listener is reached on
+/// loopback).
+fn function_config(s: &Settings, api: SocketAddr) -> ServiceConfig {
+    let endpoint = s.function_endpoint_url.clone().unwrap_or_else(|| {
+        let ip = if api.ip().is_unspecified() {
+            if api.is_ipv4() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            }
+        } else {
+            api.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, api.port()))
+    });
+    let mut config = ServiceConfig::new(
+        s.region.clone(),
+        s.account_id.clone(),
+        endpoint,
+        s.data_dir.join("functions"),
+    );
+    config.concurrency = s.function_concurrency;
+    config
 }
 
 /// The broker's TLS certificate chain and key: configured, or the development PKI's.

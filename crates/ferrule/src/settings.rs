@@ -78,6 +78,14 @@ pub(crate) struct ServeArgs {
     /// (repeat the flag, or separate with commas) [default: none].
     #[arg(long, env = "FERRULE_RULES_HTTP_ALLOW", value_delimiter = ',')]
     pub(crate) rules_http_allow: Option<Vec<String>>,
+    /// Invocations of one function that may run at once, each in its own warm worker process
+    /// [default: 4].
+    #[arg(long, env = "FERRULE_FUNCTION_CONCURRENCY")]
+    pub(crate) function_concurrency: Option<usize>,
+    /// The control-plane URL functions reach as AWS_ENDPOINT_URL [default: the API listener,
+    /// with a wildcard address replaced by 127.0.0.1].
+    #[arg(long, env = "FERRULE_FUNCTION_ENDPOINT_URL")]
+    pub(crate) function_endpoint_url: Option<String>,
     /// PEM certificate chain for the TLS listeners; without it a development PKI is generated.
     #[arg(long, env = "FERRULE_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -161,6 +169,8 @@ impl ServeArgs {
             jitr_hold_ms,
             anonymous_policy,
             rules_http_allow,
+            function_concurrency,
+            function_endpoint_url,
             tls_cert,
             tls_key,
             access_key_id,
@@ -202,6 +212,9 @@ pub(crate) struct Settings {
     pub(crate) jitr_hold: Duration,
     pub(crate) anonymous_policy: Option<String>,
     pub(crate) rules_http_allow: Vec<String>,
+    pub(crate) function_concurrency: usize,
+    /// `None`: derived from the API listener's bound address.
+    pub(crate) function_endpoint_url: Option<String>,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
@@ -276,6 +289,22 @@ impl Settings {
                 );
             }
         }
+        let function_concurrency = a.function_concurrency.unwrap_or(4);
+        if !(1..=256).contains(&function_concurrency) {
+            anyhow::bail!(
+                "function_concurrency: {function_concurrency} is out of range; it must be 1 to 256"
+            );
+        }
+        if let Some(url) = &a.function_endpoint_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+                anyhow::bail!(
+                    "function_endpoint_url: {url:?} is not an http:// or https:// URL with a host"
+                );
+            }
+        }
         let admin = match (a.access_key_id, a.secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => {
                 if access_key_id.is_empty() || secret_access_key.is_empty() {
@@ -312,6 +341,8 @@ impl Settings {
             jitr_hold,
             anonymous_policy,
             rules_http_allow,
+            function_concurrency,
+            function_endpoint_url: a.function_endpoint_url,
             tls: a.tls_cert.zip(a.tls_key),
             admin,
             database_url: a.database_url,
@@ -361,6 +392,12 @@ jitr_hold_ms = 5000
 
 # URL prefixes the topic rules' HTTP action may post to; any other URL fails the action.
 # rules_http_allow = ["https://hooks.example.com/"]
+
+# Functions (aws lambda): invocations of one function that may run at once, each in its
+# own warm worker process; and the control-plane URL functions get as AWS_ENDPOINT_URL
+# (default: the API listener).
+function_concurrency = 4
+# function_endpoint_url = "http://127.0.0.1:9000"
 
 # TLS certificate chain and key (PEM). Without them a development CA and server
 # certificate are generated in data_dir, and data_dir/server-ca.pem is written for clients.

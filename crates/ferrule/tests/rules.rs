@@ -310,9 +310,25 @@ fn a_failing_lambda_action_runs_the_error_action_with_the_aws_payload() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(
-        message.contains("runtime"),
-        "the error should say there is no function runtime: {failure}"
+        message.contains("not found") && message.contains("on-reading"),
+        "the error should say the function does not exist: {failure}"
     );
+    // The failure is in the log store where AWS IoT users look: AWSIotLogsV2.
+    let logged = wait_rule_log(&server, "on-reading");
+    let entry: Value = serde_json::from_str(&logged).unwrap();
+    assert_eq!(entry["eventType"], "RuleExecution", "{entry}");
+    assert_eq!(entry["status"], "Failure", "{entry}");
+    assert_eq!(entry["logLevel"], "ERROR", "{entry}");
+    assert_eq!(entry["ruleName"], "r", "{entry}");
+    assert_eq!(entry["ruleAction"], "LambdaAction", "{entry}");
+    assert_eq!(entry["topicName"], "lambda/dev3/in", "{entry}");
+    assert_eq!(entry["clientId"], client_id.as_str(), "{entry}");
+    assert_eq!(
+        entry["resources"]["ResourceArn"],
+        function.as_str(),
+        "{entry}"
+    );
+    assert_eq!(entry["details"], failure["errorMessage"], "{entry}");
 
     let all = sub.all_seen(QUIET);
     assert_eq!(
@@ -510,4 +526,32 @@ fn disable_enable_replace_and_delete_take_effect_without_a_restart() {
         0,
         "a rule created with ruleDisabled: true ran: {all:?}"
     );
+}
+
+/// The first `AWSIotLogsV2` entry matching `term`, read with `aws logs filter-log-events`.
+fn wait_rule_log(server: &Server, term: &str) -> String {
+    let aws = server.aws();
+    let deadline = Instant::now() + OUTPUT_TIMEOUT;
+    loop {
+        let found = aws.cli(
+            "logs",
+            &[
+                "filter-log-events",
+                "--log-group-name",
+                "AWSIotLogsV2",
+                "--filter-pattern",
+                term,
+            ],
+        );
+        if let Ok(v) = &found
+            && let Some(first) = v["events"].as_array().and_then(|e| e.first())
+        {
+            return first["message"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no AWSIotLogsV2 entry matching {term}: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -83,7 +83,13 @@ impl Aws {
     /// `aws iot ARGS --endpoint-url ... --output json`: the parsed output (`Null` when empty),
     /// or the CLI's error.
     pub(crate) fn iot(&self, args: &[&str]) -> Result<Value, AwsError> {
-        let mut full: Vec<String> = vec!["iot".into()];
+        self.cli("iot", args)
+    }
+
+    /// `aws SERVICE ARGS --endpoint-url ... --output json` (`iam`, `lambda`, `logs`...), as the
+    /// admin: the parsed output (`Null` when empty), or the CLI's error.
+    pub(crate) fn cli(&self, service: &str, args: &[&str]) -> Result<Value, AwsError> {
+        let mut full: Vec<String> = vec![service.into()];
         full.extend(args.iter().map(|a| (*a).to_owned()));
         full.extend(
             ["--endpoint-url", &self.endpoint, "--output", "json"]
@@ -123,6 +129,12 @@ impl Aws {
                 e.message
             }
         }
+    }
+
+    /// `aws SERVICE ARGS` that must succeed.
+    pub(crate) fn cli_ok(&self, service: &str, args: &[&str]) -> Value {
+        self.cli(service, args)
+            .unwrap_or_else(|e| panic!("aws {service} {}: {e}", args.join(" ")))
     }
 
     /// Starts the runner now (it takes a second or two), so that later commands are quick.

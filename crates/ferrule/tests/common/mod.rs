@@ -16,6 +16,7 @@
 
 mod aws;
 mod events;
+mod functions;
 mod hook;
 mod http;
 mod mosquitto;
@@ -27,8 +28,8 @@ mod rules;
 
 #[allow(unused_imports)] // each test binary uses a different subset
 pub(crate) use self::{
-    aws::*, events::*, hook::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*, process::*,
-    rules::*,
+    aws::*, events::*, functions::*, hook::*, http::*, mosquitto::*, mqtt::*, paho::*, pki::*,
+    process::*, rules::*,
 };
 
 use std::ffi::OsString;
