@@ -142,7 +142,8 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         .iter()
         .find(|(k, _)| *k == "mqtts")
         .map_or(s.mqtts_listen, |(_, a)| *a);
-    let api_state = api_state(&s, registry.clone(), mqtts_addr, api_addr)?;
+    let api_state = api_state(&s, registry.clone(), mqtts_addr, api_addr)?
+        .with_functions(Arc::new(functions.clone()));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The control plane's SigV4 layer covers its own routes only: /metrics and /health stay open.
     let app = ferrule_api::router(api_state).merge(router(metrics, broker.clone()));
