@@ -1,19 +1,33 @@
-//! Ferrule's Lambda-compatible function runtime: a handler (`module.function` for Python) runs
-//! in a warm worker process, with AWS's event and context objects, bounded concurrency per
-//! function, a timeout that kills and replaces the worker, and the environment a Lambda handler
-//! expects.
+//! Ferrule's Lambda-compatible functions: a handler (`module.function` for Python, or a
+//! `provided` runtime's `bootstrap`) runs in a warm worker process, with AWS's event and context
+//! objects, bounded concurrency per function, a timeout that kills and replaces the worker, and
+//! the environment a Lambda handler expects.
 //!
-//! What it is for: the Lambda API and the rules engine's `lambda` action invoke functions here;
-//! this crate knows nothing about HTTP, IAM or log storage - the caller supplies the function's
-//! environment (region, endpoint, credentials) and stores the returned log lines.
+//! What it is for: the Lambda API and the rules engine's `lambda` action invoke functions here.
+//! Two layers:
+//!
+//! - The runtime ([`FunctionRuntime`], [`Pool`], [`Runtime`]) knows nothing about HTTP, IAM or
+//!   storage: the caller supplies a [`FunctionConfig`] (code directory, environment with region,
+//!   endpoint and credentials) and gets the log lines back with each [`Invocation`].
+//! - The service ([`FunctionService`]) runs the functions stored in the registry: it unpacks
+//!   their code zips under a code root, issues temporary credentials for their execution roles
+//!   (IAM sessions in the registry), deploys them to a runtime on first use and again when the
+//!   registry's change feed says they changed, stores every invocation's log lines in the
+//!   registry's CloudWatch Logs group `/aws/lambda/<name>`, and queues asynchronous invocations
+//!   with Lambda's retries.
 //!
 //! What it may depend on: `tokio` (processes, pipes, timers), `serde_json`, `thiserror`,
-//! `tracing`.
+//! `tracing`, `ferrule-store` (the registry), `zip` (code archives, deflate only) and
+//! `ferrule-pki` (random credentials).
 //!
-//! Order of calls: [`FunctionRuntime::deploy`] a [`FunctionConfig`] (again to update code or
-//! configuration: a new pool generation, the old one drains); [`FunctionRuntime::invoke`] as often
-//! as needed, concurrently; [`FunctionRuntime::remove`] a function; [`FunctionRuntime::shutdown`]
-//! at the end. A [`Pool`] can also be used on its own.
+//! Order of calls, service: [`FunctionService::start`] with the registry and a
+//! [`ServiceConfig`]; [`FunctionService::invoke`] / [`FunctionService::invoke_async`] by name or
+//! ARN, concurrently; [`FunctionService::shutdown`] at the end.
+//!
+//! Order of calls, runtime alone: [`FunctionRuntime::deploy`] a [`FunctionConfig`] (again to
+//! update code or configuration: a new pool generation, the old one drains);
+//! [`FunctionRuntime::invoke`] as often as needed, concurrently; [`FunctionRuntime::remove`] a
+//! function; [`FunctionRuntime::shutdown`] at the end. A [`Pool`] can also be used on its own.
 //!
 //! Other runtimes are added by implementing [`Runtime`]: it only names the command line of a
 //! worker, which then speaks the line protocol described in [`protocol`].
@@ -26,16 +40,22 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod cloudwatch;
+mod code;
+mod deploy;
 mod ids;
 mod lines;
 mod pool;
 pub mod protocol;
 mod runtime;
+mod service;
+mod session;
 mod worker;
 
 pub use ids::RequestId;
 pub use pool::{FunctionRuntime, Pool};
 pub use runtime::{CommandRuntime, PYTHON_BOOTSTRAP, PythonRuntime, Runtime, WorkerCommand};
+pub use service::{FunctionService, ServiceConfig, ServiceError, function_name};
 
 /// Everything needed to run one function version.
 #[derive(Clone, Debug)]

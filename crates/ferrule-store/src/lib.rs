@@ -4,8 +4,9 @@
 //! - [`BrokerStore`]: retained messages and persistent MQTT sessions, which the broker keeps in
 //!   memory and writes here so they survive a restart. SQLite only: this state is per node.
 //! - [`Registry`]: CA and device certificates, IoT policies, things, topic rules, tags and
-//!   account settings, and CloudWatch Logs groups, streams and events, on SQLite (default, in
-//!   the data dir) or PostgreSQL (for several nodes).
+//!   account settings, CloudWatch Logs groups, streams and events, IAM roles, users, keys,
+//!   policies and sessions, and Lambda functions (configuration, code zip, permissions), on
+//!   SQLite (default, in the data dir) or PostgreSQL (for several nodes).
 //!   One conformance suite, `tests/registry_conformance.rs`, runs every registry test against
 //!   both backends.
 //!
@@ -13,8 +14,9 @@
 //! history (`migrations/sqlite/`) covers the file. PostgreSQL has its own migrations
 //! (`migrations/postgres/`, registry only).
 //!
-//! Dependencies: `sqlx` (SQLite and PostgreSQL, runtime-checked queries), `thiserror`, `tokio`
-//! (the registry's change feed), `tracing`. No broker or MQTT types: messages are opaque blobs
+//! Dependencies: `sqlx` (SQLite and PostgreSQL, runtime-checked queries), `serde_json` (a
+//! function's environment is stored as a JSON object), `thiserror`, `tokio` (the registry's
+//! change feed), `tracing`. No broker or MQTT types: messages are opaque blobs
 //! the broker encodes, and the registry stores policy documents and ARNs as text, so this crate
 //! never needs to change when the wire format or the policy language does.
 //!
@@ -50,8 +52,9 @@ pub use error::StoreError;
 pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
 pub use registry::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
-    FilteredLogEvents, IamAccessKeyRecord, IamEntity, IamRoleRecord, IamUserRecord, LogEventRecord,
-    LogEventsPage, LogEventsQuery, LogFilterQuery, LogGroupRecord, LogStreamOrder, LogStreamRecord,
-    MAX_ACCESS_KEYS_PER_USER, NewLogEvent, Page, PageRequest, ParseEnumError, PolicyRecord,
-    PolicyVersionRecord, Registry, RegistryChange, RegistryError, RuleRecord, ThingRecord,
+    FilteredLogEvents, FunctionRecord, IamAccessKeyRecord, IamEntity, IamRoleRecord,
+    IamSessionRecord, IamUserRecord, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
+    LogGroupRecord, LogStreamOrder, LogStreamRecord, MAX_ACCESS_KEYS_PER_USER, NewLogEvent, Page,
+    PageRequest, ParseEnumError, PolicyRecord, PolicyVersionRecord, Registry, RegistryChange,
+    RegistryError, RuleRecord, ThingRecord,
 };

@@ -12,7 +12,8 @@ mod conformance;
 
 use common::*;
 use ferrule_store::{
-    BrokerStore, CertificateStatus, PageRequest, Registry, RetainedRecord, StoreError,
+    BrokerStore, CertificateStatus, FunctionRecord, IamSessionRecord, PageRequest, Registry,
+    RetainedRecord, StoreError,
 };
 
 macro_rules! conformance {
@@ -89,6 +90,15 @@ conformance! {
     iam::iam_role_lists_filter_and_page,
     iam::iam_users_and_access_keys,
     iam::iam_inline_policies,
+    functions::function_create_get_list,
+    functions::function_create_race_has_one_winner,
+    functions::function_updates,
+    functions::function_delete,
+    functions::function_permissions,
+    functions::function_change_feed,
+    functions::function_environment_round_trips,
+    functions::function_large_code_round_trips,
+    functions::iam_sessions,
     feed::change_feed_covers_every_mutation,
     feed::errors_read_like_aws,
     feed::enums_round_trip,
@@ -105,6 +115,30 @@ async fn sqlite_registry_survives_reopen() {
     let ca = ca_record(1, b"s", 1);
     let cert = cert_record(2, Some(&ca.id), 2, CertificateStatus::Active);
     let arn = cert_arn(&cert.id);
+    let function = FunctionRecord {
+        name: "f".to_owned(),
+        runtime: "python3.12".to_owned(),
+        handler: "app.handler".to_owned(),
+        role: "arn:aws:iam::123456789012:role/r".to_owned(),
+        description: String::new(),
+        timeout_s: 3,
+        memory_mb: 128,
+        environment: attrs(&[("K", "v")]),
+        code_sha256: "sha".to_owned(),
+        code_size: 3,
+        revision_id: "rev".to_owned(),
+        created_ms: 1,
+        last_modified_ms: 1,
+    };
+    let session = IamSessionRecord {
+        access_key_id: "ASIAAAAAAAAAAAAAAAAA".to_owned(),
+        secret_access_key: "secret".to_owned(),
+        session_token: "token".to_owned(),
+        role_name: "r".to_owned(),
+        session_name: "s".to_owned(),
+        created_ms: 1,
+        expires_ms: 2,
+    };
     {
         let reg = Registry::open_sqlite(&path).await.expect("open");
         ok!(reg.get_or_create_registration_code("code"));
@@ -118,6 +152,9 @@ async fn sqlite_registry_survives_reopen() {
         ok!(reg.attach_thing_principal("t", &arn, true));
         ok!(reg.tag_resource(&arn, &[("k".to_owned(), "v".to_owned())]));
         ok!(reg.create_rule(&rule_record("r", "a/#", true, 7)));
+        ok!(reg.create_function(&function, b"zip"));
+        ok!(reg.add_function_permission("f", "s", "{}"));
+        ok!(reg.create_iam_session(&session));
         reg.close().await;
     }
     let reg = Registry::open_sqlite(&path).await.expect("reopen");
@@ -147,6 +184,16 @@ async fn sqlite_registry_survives_reopen() {
     assert_eq!(
         ok!(reg.get_rule("r")),
         Some(rule_record("r", "a/#", true, 7))
+    );
+    assert_eq!(ok!(reg.get_function("f")), Some(function));
+    assert_eq!(ok!(reg.get_function_code("f")), Some(b"zip".to_vec()));
+    assert_eq!(
+        ok!(reg.list_function_permissions("f")),
+        vec![("s".to_owned(), "{}".to_owned())]
+    );
+    assert_eq!(
+        ok!(reg.get_iam_session(&session.access_key_id)),
+        Some(session)
     );
     // The version counter survived too.
     assert_eq!(

@@ -11,6 +11,7 @@
 
 mod compile;
 mod http;
+mod log;
 mod run;
 
 use std::future::Future;
@@ -212,6 +213,7 @@ async fn dispatch(
 ) {
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let http = Arc::new(http::Client::new());
+    let log = log::RuleLog::start(settings.registry.clone(), shutdown.clone());
     loop {
         let input = tokio::select! {
             i = rx.recv() => i,
@@ -236,6 +238,7 @@ async fn dispatch(
                 broker: broker.clone(),
                 settings: settings.clone(),
                 http: http.clone(),
+                log: log.clone(),
             };
             let input = input.clone();
             tokio::spawn(async move {

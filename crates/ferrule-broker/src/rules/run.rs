@@ -11,7 +11,7 @@ use ferrule_sql::{Env, Output, Template};
 use serde_json::json;
 
 use super::compile::{Action, Outcomes, RepublishHeaders, Rule};
-use super::{RuleInput, RulesSettings, http};
+use super::{RuleInput, RulesSettings, http, log};
 use crate::broker::BrokerInner;
 use crate::session::Message;
 
@@ -20,6 +20,7 @@ pub(crate) struct RunContext {
     pub(crate) broker: Arc<BrokerInner>,
     pub(crate) settings: Arc<RulesSettings>,
     pub(crate) http: Arc<http::Client>,
+    pub(crate) log: log::RuleLog,
 }
 
 /// How one action ended, when not well.
@@ -69,6 +70,11 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
         Err(e) => {
             tracing::warn!(rule = %rule.name, topic = %msg.topic, error = %e, "the rule's SQL gave no output for a message");
             rule.errors.increment(1);
+            let details = format!("the rule's SQL failed on this message: {e}");
+            ctx.log.failure(
+                &ctx.settings.account_id,
+                &failure(rule, &sql_msg, &trace_id, None, None, &details),
+            );
             return;
         }
     };
@@ -84,6 +90,17 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
             ),
             Err(Failure::Failed { resource, message }) => {
                 tracing::warn!(rule = %rule.name, action = action.kind(), resource = %resource, "rule action failed: {message}");
+                ctx.log.failure(
+                    &ctx.settings.account_id,
+                    &failure(
+                        rule,
+                        &sql_msg,
+                        &trace_id,
+                        Some(action.aws_name()),
+                        Some(&resource),
+                        &message,
+                    ),
+                );
                 failures.push(json!({
                     "failedAction": action.aws_name(),
                     "failedResource": resource,
@@ -119,6 +136,39 @@ pub(crate) async fn run_rule(ctx: &RunContext, rule: &Rule, input: &RuleInput) {
     count(outcomes, &outcome);
     if let Err(Failure::Failed { resource, message }) = outcome {
         tracing::error!(rule = %rule.name, action = error_action.kind(), resource = %resource, "the rule's error action failed too: {message}");
+        let details = format!("the error action failed too: {message}");
+        ctx.log.failure(
+            &ctx.settings.account_id,
+            &failure(
+                rule,
+                &sql_msg,
+                &trace_id,
+                Some(error_action.aws_name()),
+                Some(&resource),
+                &details,
+            ),
+        );
+    }
+}
+
+/// A failure entry for the rule log.
+fn failure<'a>(
+    rule: &'a Rule,
+    msg: &'a ferrule_sql::Message<'a>,
+    trace_id: &'a str,
+    action: Option<String>,
+    resource: Option<&'a str>,
+    details: &'a str,
+) -> log::Failure<'a> {
+    log::Failure {
+        rule: &rule.name,
+        topic: msg.topic,
+        client_id: msg.client_id,
+        principal: msg.principal,
+        trace_id,
+        action,
+        resource,
+        details,
     }
 }
 

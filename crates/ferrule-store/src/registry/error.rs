@@ -16,7 +16,7 @@ pub enum RegistryError {
     #[error("{kind} '{id}' does not exist")]
     NotFound {
         /// What was looked for: "CA certificate", "Certificate", "Policy", "Policy version",
-        /// "Thing", "Rule".
+        /// "Thing", "Rule", "Role", "User", "Function", "Permission", "Session", ...
         kind: &'static str,
         /// Its id or name (for a policy version: `name:version`).
         id: String,

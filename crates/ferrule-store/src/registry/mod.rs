@@ -1,6 +1,7 @@
 //! The device registry: CA and device certificates, IoT policies, things, topic rules, tags,
-//! account-level settings, CloudWatch Logs groups, streams and events, and IAM roles, users,
-//! access keys and inline policies, on SQLite or PostgreSQL.
+//! account-level settings, CloudWatch Logs groups, streams and events, IAM roles, users,
+//! access keys, inline policies and sessions, and Lambda functions with their code and
+//! permissions, on SQLite or PostgreSQL.
 //!
 //! One [`Registry`] type whatever the backend, chosen when it is opened. Every operation that
 //! checks and then writes (the 5-version limit, delete conflicts, exclusive thing principals,
@@ -22,7 +23,9 @@ mod cas;
 mod certs;
 mod db;
 mod error;
+mod functions;
 mod iam;
+mod iam_sessions;
 mod log_filter;
 mod logs;
 mod paging;
@@ -43,9 +46,11 @@ use crate::error::StoreError;
 use crate::registry::db::{Db, Tx};
 
 pub use error::RegistryError;
+pub use functions::FunctionRecord;
 pub use iam::{
     IamAccessKeyRecord, IamEntity, IamRoleRecord, IamUserRecord, MAX_ACCESS_KEYS_PER_USER,
 };
+pub use iam_sessions::IamSessionRecord;
 pub use logs::{
     FilteredLogEvents, LogEventRecord, LogEventsPage, LogEventsQuery, LogFilterQuery,
     LogGroupRecord, LogStreamOrder, LogStreamRecord, NewLogEvent,
@@ -706,6 +711,110 @@ impl Registry {
         policy_name: &str,
     ) -> Result<()> {
         iam::delete_inline_policy(&self.inner.db, entity, name, policy_name).await
+    }
+
+    /// Stores temporary credentials issued for a role. [`RegistryError::AlreadyExists`]
+    /// (kind "Session") if the access key id is taken.
+    pub async fn create_iam_session(&self, s: &IamSessionRecord) -> Result<()> {
+        iam_sessions::create_session(&self.inner.db, s).await
+    }
+
+    /// The session with this access key id, as stored: expired or not (comparing
+    /// `expires_ms` with the time is the caller's business).
+    pub async fn get_iam_session(&self, access_key_id: &str) -> Result<Option<IamSessionRecord>> {
+        iam_sessions::get_session(&self.inner.db, access_key_id).await
+    }
+
+    /// Deletes the sessions with `expires_ms <= now_ms`; returns how many.
+    pub async fn delete_expired_iam_sessions(&self, now_ms: i64) -> Result<u64> {
+        iam_sessions::delete_expired_sessions(&self.inner.db, now_ms).await
+    }
+
+    // ----- Lambda functions -----
+
+    /// Creates a function with its code zip. The stored `code_size` is the zip's length;
+    /// everything else is stored as given (`code_sha256` is the caller's to compute).
+    /// [`RegistryError::AlreadyExists`] (kind "Function") if the name is taken.
+    pub async fn create_function(&self, f: &FunctionRecord, code_zip: &[u8]) -> Result<()> {
+        functions::create_function(&self.inner.db, f, code_zip).await
+    }
+
+    /// The function with this name (case-sensitive), without its code.
+    pub async fn get_function(&self, name: &str) -> Result<Option<FunctionRecord>> {
+        functions::get_function(&self.inner.db, name).await
+    }
+
+    /// The function's stored code zip.
+    pub async fn get_function_code(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        functions::get_function_code(&self.inner.db, name).await
+    }
+
+    /// One page of functions, ordered by name.
+    pub async fn list_functions(&self, page: &PageRequest) -> Result<Page<FunctionRecord>> {
+        functions::list_functions(&self.inner.db, page).await
+    }
+
+    /// Replaces a function's code: sets `code_sha256`, `code_size` (the zip's length),
+    /// `revision_id` and `last_modified_ms`, and returns the function as it now is.
+    /// [`RegistryError::NotFound`] (kind "Function").
+    pub async fn update_function_code(
+        &self,
+        name: &str,
+        code_zip: &[u8],
+        code_sha256: &str,
+        revision_id: &str,
+        now_ms: i64,
+    ) -> Result<FunctionRecord> {
+        functions::update_function_code(
+            &self.inner.db,
+            name,
+            code_zip,
+            code_sha256,
+            revision_id,
+            now_ms,
+        )
+        .await
+    }
+
+    /// Replaces the runtime, handler, role, description, timeout, memory size, environment,
+    /// `revision_id` and `last_modified_ms` of the function `f.name` with `f`'s; keeps its
+    /// code (and `code_sha256`, `code_size`) and `created_ms`. Returns the function as it now
+    /// is. [`RegistryError::NotFound`] (kind "Function").
+    pub async fn update_function_configuration(
+        &self,
+        f: &FunctionRecord,
+    ) -> Result<FunctionRecord> {
+        functions::update_function_configuration(&self.inner.db, f).await
+    }
+
+    /// Deletes a function with its code and permissions. [`RegistryError::NotFound`] (kind
+    /// "Function").
+    pub async fn delete_function(&self, name: &str) -> Result<()> {
+        functions::delete_function(&self.inner.db, name).await
+    }
+
+    /// Adds a resource-policy statement (JSON text, stored as given) under `sid`.
+    /// [`RegistryError::NotFound`] (kind "Function"); [`RegistryError::AlreadyExists`] (kind
+    /// "Permission") if the function has a statement with this sid.
+    pub async fn add_function_permission(
+        &self,
+        name: &str,
+        sid: &str,
+        statement_json: &str,
+    ) -> Result<()> {
+        functions::add_function_permission(&self.inner.db, name, sid, statement_json).await
+    }
+
+    /// Removes the statement `sid`. [`RegistryError::NotFound`] (kind "Function" if there is
+    /// no such function, "Permission" if it has no such statement).
+    pub async fn remove_function_permission(&self, name: &str, sid: &str) -> Result<()> {
+        functions::remove_function_permission(&self.inner.db, name, sid).await
+    }
+
+    /// The function's statements as `(sid, statement JSON)`, in the order they were added
+    /// (empty if it has none). [`RegistryError::NotFound`] (kind "Function").
+    pub async fn list_function_permissions(&self, name: &str) -> Result<Vec<(String, String)>> {
+        functions::list_function_permissions(&self.inner.db, name).await
     }
 
     // ----- tags -----

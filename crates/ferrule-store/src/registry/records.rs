@@ -347,4 +347,11 @@ pub enum RegistryChange {
         /// The rule's name.
         rule_name: String,
     },
+    /// A Lambda function was created, had its code or configuration updated, or was deleted:
+    /// whoever runs functions reloads this one (and finds it gone if it was deleted).
+    /// Permission changes are not announced.
+    FunctionChanged {
+        /// The function's name.
+        function_name: String,
+    },
 }

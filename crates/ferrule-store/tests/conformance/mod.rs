@@ -5,6 +5,7 @@ pub(crate) mod account;
 pub(crate) mod cas;
 pub(crate) mod certs;
 pub(crate) mod feed;
+pub(crate) mod functions;
 pub(crate) mod iam;
 pub(crate) mod logs;
 pub(crate) mod policies;
