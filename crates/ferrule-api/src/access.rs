@@ -458,7 +458,9 @@ pub(crate) async fn authorize(
     );
     let why = match decision {
         Decision::Allow { .. } => return Ok(()),
-        Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_owned(),
+        Decision::ExplicitDeny { .. } => {
+            "with an explicit deny in an identity-based policy".to_owned()
+        }
         Decision::ImplicitDeny => {
             format!("because no identity-based policy allows the {action} action")
         }

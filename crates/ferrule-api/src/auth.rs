@@ -92,8 +92,7 @@ pub(crate) async fn authenticate(
 fn protocol_of(method: &Method, uri: &Uri, headers: &HeaderMap) -> Protocol {
     if crate::ops::is_query_request(method, uri, headers) {
         Protocol::Query
-    } else if method == Method::POST && uri.path() == "/" && headers.contains_key("x-amz-target")
-    {
+    } else if method == Method::POST && uri.path() == "/" && headers.contains_key("x-amz-target") {
         Protocol::Json11
     } else {
         Protocol::RestJson
@@ -234,4 +233,30 @@ pub(crate) fn uuid_from_hex(hex: &str) -> String {
         s(17..20),
         s(20..32)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_paths_take_larger_bodies() {
+        assert_eq!(body_limit("/2015-03-31/functions"), MAX_LAMBDA_BODY_BYTES);
+        assert_eq!(body_limit("/2015-03-31/functions/"), MAX_LAMBDA_BODY_BYTES);
+        assert_eq!(
+            body_limit("/2015-03-31/functions/f/code"),
+            MAX_LAMBDA_BODY_BYTES
+        );
+        assert_eq!(body_limit("/2015-03-31/functionsx"), MAX_BODY_BYTES);
+        assert_eq!(body_limit("/things/x"), MAX_BODY_BYTES);
+        assert_eq!(body_limit("/"), MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"token", b"tokeN"));
+        assert!(!constant_time_eq(b"token", b"token2"));
+        assert!(!constant_time_eq(b"", b"t"));
+    }
 }

@@ -180,7 +180,7 @@ impl ApiState {
         }
         let registry = &self.inner.registry;
         if let Some(key) = registry.get_iam_access_key(access_key_id).await? {
-            return Ok((key.status == "Active").then(|| auth::KeyOwner {
+            return Ok((key.status == "Active").then_some(auth::KeyOwner {
                 secret: key.secret_access_key,
                 caller: access::Caller::User {
                     name: key.user_name,

@@ -326,12 +326,10 @@ fn routes_in_router_source() -> Vec<(String, String)> {
             ("delete", "DELETE"),
             ("patch", "PATCH"),
         ] {
-            let called = methods
-                .match_indices(&format!("{name}("))
-                .any(|(i, _)| {
-                    let before = methods[..i].chars().next_back();
-                    !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
-                });
+            let called = methods.match_indices(&format!("{name}(")).any(|(i, _)| {
+                let before = methods[..i].chars().next_back();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            });
             if called {
                 out.push((method.to_owned(), path.to_owned()));
             }
@@ -356,10 +354,9 @@ fn every_route_in_the_router_has_an_action() {
     for (method, path, action, _) in ROUTES {
         assert!(
             action.is_empty()
-                || action
-                    .split_once(':')
-                    .is_some_and(|(s, n)| !s.is_empty()
-                        && n.chars().all(|c| c.is_ascii_alphanumeric())),
+                || action.split_once(':').is_some_and(
+                    |(s, n)| !s.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric())
+                ),
             "{method} {path}: {action}"
         );
         let dupes = ROUTES

@@ -106,8 +106,15 @@ impl Env {
         let mut full: Vec<String> = vec![service.to_owned()];
         full.extend(args.iter().map(|a| (*a).to_owned()));
         full.extend(
-            ["--endpoint-url", &endpoint, "--region", REGION, "--output", "json"]
-                .map(str::to_owned),
+            [
+                "--endpoint-url",
+                &endpoint,
+                "--region",
+                REGION,
+                "--output",
+                "json",
+            ]
+            .map(str::to_owned),
         );
         // The runner keeps its environment between commands: set all three every time.
         let env = json!({
@@ -119,9 +126,8 @@ impl Env {
     }
 
     fn ok_as(&mut self, creds: &Creds, service: &str, args: &[&str]) -> Value {
-        self.aws_as(creds, service, args).unwrap_or_else(|e| {
-            panic!("aws {service} {} as {}: {e}", args.join(" "), creds.key)
-        })
+        self.aws_as(creds, service, args)
+            .unwrap_or_else(|e| panic!("aws {service} {} as {}: {e}", args.join(" "), creds.key))
     }
 
     fn admin(&mut self, service: &str, args: &[&str]) -> Value {
@@ -137,7 +143,13 @@ impl Env {
                 creds.key
             ),
             Err(e) => {
-                assert_eq!(e.code, code, "aws {service} {}: {}", args.join(" "), e.stderr);
+                assert_eq!(
+                    e.code,
+                    code,
+                    "aws {service} {}: {}",
+                    args.join(" "),
+                    e.stderr
+                );
                 e
             }
         }
@@ -284,14 +296,24 @@ fn admin_may_do_anything_and_a_user_what_its_policy_allows() {
     let listed = env.ok_as(&alice, "iot", &["list-certificates"]);
     assert_eq!(listed["certificates"][0]["certificateId"], cert.as_str());
     env.ok_as(&alice, "iot", &["list-things"]);
-    env.ok_as(&alice, "iot", &["describe-endpoint", "--endpoint-type", "iot:Data-ATS"]);
+    env.ok_as(
+        &alice,
+        "iot",
+        &["describe-endpoint", "--endpoint-type", "iot:Data-ATS"],
+    );
 
     let policy = doc(r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}"#);
     let denied = env.fails_as(
         &alice,
         "AccessDeniedException",
         "iot",
-        &["create-policy", "--policy-name", "dev", "--policy-document", &policy],
+        &[
+            "create-policy",
+            "--policy-name",
+            "dev",
+            "--policy-document",
+            &policy,
+        ],
     );
     let expected = no_allow(
         "arn:aws:iam::123456789012:user/alice",
@@ -314,7 +336,16 @@ fn admin_may_do_anything_and_a_user_what_its_policy_allows() {
     );
 
     // The admin may do all of it, and the user's refusals changed nothing.
-    env.admin("iot", &["create-policy", "--policy-name", "dev", "--policy-document", &policy]);
+    env.admin(
+        "iot",
+        &[
+            "create-policy",
+            "--policy-name",
+            "dev",
+            "--policy-document",
+            &policy,
+        ],
+    );
     env.admin("iot", &["describe-certificate", "--certificate-id", &cert]);
     env.admin("iam", &["list-roles"]);
     env.admin("logs", &["create-log-group", "--log-group-name", "/admin"]);
@@ -367,13 +398,25 @@ fn an_allow_scoped_to_one_certificate_covers_only_that_one() {
     env.ok_as(
         &carol,
         "iot",
-        &["update-certificate", "--certificate-id", &mine, "--new-status", "INACTIVE"],
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &mine,
+            "--new-status",
+            "INACTIVE",
+        ],
     );
     let denied = env.fails_as(
         &carol,
         "AccessDeniedException",
         "iot",
-        &["update-certificate", "--certificate-id", &other, "--new-status", "INACTIVE"],
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &other,
+            "--new-status",
+            "INACTIVE",
+        ],
     );
     assert_eq!(
         denied.message,
@@ -386,8 +429,18 @@ fn an_allow_scoped_to_one_certificate_covers_only_that_one() {
     // The `aws` executable itself, with its default retries, prints AWS's line exactly.
     let endpoint = format!("http://{}", env.addr);
     let mut cmd = std::process::Command::new("aws");
-    cmd.args(["iot", "update-certificate", "--certificate-id", &other, "--new-status",
-        "REVOKED", "--endpoint-url", &endpoint, "--region", REGION]);
+    cmd.args([
+        "iot",
+        "update-certificate",
+        "--certificate-id",
+        &other,
+        "--new-status",
+        "REVOKED",
+        "--endpoint-url",
+        &endpoint,
+        "--region",
+        REGION,
+    ]);
     ferrule_testkit::aws_cli::clean_env(&mut cmd);
     let out = cmd
         .env_remove("AWS_MAX_ATTEMPTS")
@@ -419,21 +472,67 @@ fn an_allow_scoped_to_one_certificate_covers_only_that_one() {
 fn role_sessions_act_by_their_roles_policies_until_they_expire() {
     let mut env = Env::start();
     let cert = env.certificate();
-    env.admin("iot", &["create-policy", "--policy-name", "device", "--policy-document",
-        &doc(r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}"#)]);
-    env.admin("iam", &["create-role", "--role-name", "jitr-role", "--path", "/service/",
-        "--assume-role-policy-document", TRUST]);
+    env.admin(
+        "iot",
+        &[
+            "create-policy",
+            "--policy-name",
+            "device",
+            "--policy-document",
+            &doc(r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}"#),
+        ],
+    );
+    env.admin(
+        "iam",
+        &[
+            "create-role",
+            "--role-name",
+            "jitr-role",
+            "--path",
+            "/service/",
+            "--assume-role-policy-document",
+            TRUST,
+        ],
+    );
     env.admin("iam", &["put-role-policy", "--role-name", "jitr-role", "--policy-name", "jitr",
         "--policy-document",
         &doc(r#"{"Effect":"Allow","Action":["iot:UpdateCertificate","iot:AttachPrincipalPolicy"],"Resource":"*"}"#)]);
     let hour = 3_600_000;
-    let session = env.session("ASIAFERRULESESSION01", "jitr-role", "activate-1", crate::now_ms() + hour);
+    let session = env.session(
+        "ASIAFERRULESESSION01",
+        "jitr-role",
+        "activate-1",
+        crate::now_ms() + hour,
+    );
 
-    env.ok_as(&session, "iot", &["update-certificate", "--certificate-id", &cert, "--new-status", "INACTIVE"]);
-    env.ok_as(&session, "iot", &["attach-principal-policy", "--policy-name", "device",
-        "--principal", &cert_arn(&cert)]);
-    let denied = env.fails_as(&session, "AccessDeniedException", "iot",
-        &["delete-certificate", "--certificate-id", &cert]);
+    env.ok_as(
+        &session,
+        "iot",
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &cert,
+            "--new-status",
+            "INACTIVE",
+        ],
+    );
+    env.ok_as(
+        &session,
+        "iot",
+        &[
+            "attach-principal-policy",
+            "--policy-name",
+            "device",
+            "--principal",
+            &cert_arn(&cert),
+        ],
+    );
+    let denied = env.fails_as(
+        &session,
+        "AccessDeniedException",
+        "iot",
+        &["delete-certificate", "--certificate-id", &cert],
+    );
     assert_eq!(
         denied.message,
         no_allow(
@@ -444,21 +543,77 @@ fn role_sessions_act_by_their_roles_policies_until_they_expire() {
     );
 
     // The token must be the session's.
-    let wrong = Creds { token: "not-the-token".into(), ..session.clone() };
-    let e = env.fails_as(&wrong, "UnrecognizedClientException", "iot", &["list-things"]);
-    assert_eq!(e.message, "The security token included in the request is invalid.");
-    let missing = Creds { token: String::new(), ..session.clone() };
-    env.fails_as(&missing, "UnrecognizedClientException", "iot", &["list-things"]);
+    let wrong = Creds {
+        token: "not-the-token".into(),
+        ..session.clone()
+    };
+    let e = env.fails_as(
+        &wrong,
+        "UnrecognizedClientException",
+        "iot",
+        &["list-things"],
+    );
+    assert_eq!(
+        e.message,
+        "The security token included in the request is invalid."
+    );
+    let missing = Creds {
+        token: String::new(),
+        ..session.clone()
+    };
+    env.fails_as(
+        &missing,
+        "UnrecognizedClientException",
+        "iot",
+        &["list-things"],
+    );
 
-    let expired = env.session("ASIAFERRULESESSION02", "jitr-role", "old", crate::now_ms() - 1);
-    let e = env.fails_as(&expired, "ExpiredTokenException", "iot",
-        &["update-certificate", "--certificate-id", &cert, "--new-status", "ACTIVE"]);
-    assert_eq!(e.message, "The security token included in the request is expired");
+    let expired = env.session(
+        "ASIAFERRULESESSION02",
+        "jitr-role",
+        "old",
+        crate::now_ms() - 1,
+    );
+    let e = env.fails_as(
+        &expired,
+        "ExpiredTokenException",
+        "iot",
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &cert,
+            "--new-status",
+            "ACTIVE",
+        ],
+    );
+    assert_eq!(
+        e.message,
+        "The security token included in the request is expired"
+    );
 
     // The role's policy decides at each request: without it, the session may do nothing.
-    env.admin("iam", &["delete-role-policy", "--role-name", "jitr-role", "--policy-name", "jitr"]);
-    env.fails_as(&session, "AccessDeniedException", "iot",
-        &["update-certificate", "--certificate-id", &cert, "--new-status", "ACTIVE"]);
+    env.admin(
+        "iam",
+        &[
+            "delete-role-policy",
+            "--role-name",
+            "jitr-role",
+            "--policy-name",
+            "jitr",
+        ],
+    );
+    env.fails_as(
+        &session,
+        "AccessDeniedException",
+        "iot",
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &cert,
+            "--new-status",
+            "ACTIVE",
+        ],
+    );
 }
 
 #[test]
@@ -478,23 +633,52 @@ fn iam_and_logs_refusals_are_in_their_own_protocols() {
         no_allow("arn:aws:iam::123456789012:user/dave", "iam:ListRoles", "*")
     );
     assert!(
-        e.stderr.contains("An error occurred (AccessDenied) when calling the ListRoles operation"),
+        e.stderr
+            .contains("An error occurred (AccessDenied) when calling the ListRoles operation"),
         "{}",
         e.stderr
     );
-    let e = env.fails_as(&dave, "AccessDenied", "iam",
-        &["create-role", "--role-name", "escalate", "--assume-role-policy-document", TRUST]);
-    assert!(e.message.contains("iam:CreateRole on resource: arn:aws:iam::123456789012:role/escalate "), "{}", e.message);
+    let e = env.fails_as(
+        &dave,
+        "AccessDenied",
+        "iam",
+        &[
+            "create-role",
+            "--role-name",
+            "escalate",
+            "--assume-role-policy-document",
+            TRUST,
+        ],
+    );
+    assert!(
+        e.message
+            .contains("iam:CreateRole on resource: arn:aws:iam::123456789012:role/escalate "),
+        "{}",
+        e.message
+    );
     // `${aws:username}` in the resource: dave may read himself only.
     let me = env.ok_as(&dave, "iam", &["get-user", "--user-name", "dave"]);
     assert_eq!(me["User"]["UserName"], "dave");
     env.admin("iam", &["create-user", "--user-name", "erin"]);
-    env.fails_as(&dave, "AccessDenied", "iam", &["get-user", "--user-name", "erin"]);
+    env.fails_as(
+        &dave,
+        "AccessDenied",
+        "iam",
+        &["get-user", "--user-name", "erin"],
+    );
 
     // CloudWatch Logs' JSON 1.1 error.
-    env.ok_as(&dave, "logs", &["create-log-group", "--log-group-name", "/app/web"]);
-    let e = env.fails_as(&dave, "AccessDeniedException", "logs",
-        &["create-log-group", "--log-group-name", "/other"]);
+    env.ok_as(
+        &dave,
+        "logs",
+        &["create-log-group", "--log-group-name", "/app/web"],
+    );
+    let e = env.fails_as(
+        &dave,
+        "AccessDeniedException",
+        "logs",
+        &["create-log-group", "--log-group-name", "/other"],
+    );
     assert_eq!(
         e.message,
         no_allow(
@@ -504,7 +688,9 @@ fn iam_and_logs_refusals_are_in_their_own_protocols() {
         )
     );
     assert!(
-        e.stderr.contains("An error occurred (AccessDeniedException) when calling the CreateLogGroup operation"),
+        e.stderr.contains(
+            "An error occurred (AccessDeniedException) when calling the CreateLogGroup operation"
+        ),
         "{}",
         e.stderr
     );
@@ -527,7 +713,12 @@ fn source_ip_and_principal_arn_conditions() {
     env.ok_as(&frank, "iot", &["list-things"]);
     env.fails_as(&frank, "AccessDeniedException", "iot", &["list-policies"]);
     env.ok_as(&frank, "iot", &["list-certificates"]);
-    env.fails_as(&frank, "AccessDeniedException", "iot", &["list-topic-rules"]);
+    env.fails_as(
+        &frank,
+        "AccessDeniedException",
+        "iot",
+        &["list-topic-rules"],
+    );
 }
 
 #[test]
@@ -558,16 +749,54 @@ fn inactive_unknown_and_unparseable_keys_and_policies() {
         secret: inactive.secret_access_key.clone(),
         token: String::new(),
     };
-    let e = env.fails_as(&creds, "UnrecognizedClientException", "iot", &["list-things"]);
-    assert_eq!(e.message, "The security token included in the request is invalid.");
-    let unknown = Creds { key: "AKIANOSUCHKEY0000001".into(), ..creds.clone() };
-    env.fails_as(&unknown, "UnrecognizedClientException", "iot", &["list-things"]);
+    let e = env.fails_as(
+        &creds,
+        "UnrecognizedClientException",
+        "iot",
+        &["list-things"],
+    );
+    assert_eq!(
+        e.message,
+        "The security token included in the request is invalid."
+    );
+    let unknown = Creds {
+        key: "AKIANOSUCHKEY0000001".into(),
+        ..creds.clone()
+    };
+    env.fails_as(
+        &unknown,
+        "UnrecognizedClientException",
+        "iot",
+        &["list-things"],
+    );
     // A known key with a wrong secret is a signature mismatch.
-    let forged = Creds { secret: "wrong".into(), ..gina.clone() };
-    env.fails_as(&forged, "InvalidSignatureException", "iot", &["list-things"]);
+    let forged = Creds {
+        secret: "wrong".into(),
+        ..gina.clone()
+    };
+    env.fails_as(
+        &forged,
+        "InvalidSignatureException",
+        "iot",
+        &["list-things"],
+    );
     // A deleted key no longer works.
-    env.admin("iam", &["delete-access-key", "--user-name", "gina", "--access-key-id", &gina.key]);
-    env.fails_as(&gina, "UnrecognizedClientException", "iot", &["list-things"]);
+    env.admin(
+        "iam",
+        &[
+            "delete-access-key",
+            "--user-name",
+            "gina",
+            "--access-key-id",
+            &gina.key,
+        ],
+    );
+    env.fails_as(
+        &gina,
+        "UnrecognizedClientException",
+        "iot",
+        &["list-things"],
+    );
 }
 
 #[test]
@@ -584,8 +813,7 @@ fn every_iot_route_is_refused_to_a_user_without_policies_naming_its_action() {
             .replace("{caCertificateId}", &cert)
             .replace("{policyVersionId}", "1")
             .replace("{target}", "t")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let (status, code, message) = env.send_as(&nobody, method, &path, "");
         assert_eq!(
             (status, code.as_str()),
@@ -610,7 +838,11 @@ fn lambda_routes_are_authorized_by_lambda_actions() {
     );
     for (method, path, action) in [
         ("GET", "/2015-03-31/functions/other", "lambda:GetFunction"),
-        ("POST", "/2015-03-31/functions/mine/invocations", "lambda:InvokeFunction"),
+        (
+            "POST",
+            "/2015-03-31/functions/mine/invocations",
+            "lambda:InvokeFunction",
+        ),
         ("GET", "/2015-03-31/functions/", "lambda:ListFunctions"),
     ] {
         let (status, code, message) = env.send_as(&hank, method, path, "");
@@ -618,8 +850,15 @@ fn lambda_routes_are_authorized_by_lambda_actions() {
             // The Lambda routes are not in this router yet.
             continue;
         }
-        assert_eq!((status, code.as_str()), (403, "AccessDeniedException"), "{path}: {message}");
-        assert!(message.contains(&format!("to perform: {action} on resource: ")), "{message}");
+        assert_eq!(
+            (status, code.as_str()),
+            (403, "AccessDeniedException"),
+            "{path}: {message}"
+        );
+        assert!(
+            message.contains(&format!("to perform: {action} on resource: ")),
+            "{message}"
+        );
     }
 }
 
@@ -627,10 +866,34 @@ fn lambda_routes_are_authorized_by_lambda_actions() {
 fn boto3_reads_the_refusal_as_a_modeled_client_error() {
     let mut env = Env::start();
     let cert = env.certificate();
-    env.admin("iam", &["create-role", "--role-name", "reader", "--assume-role-policy-document", TRUST]);
-    env.admin("iam", &["put-role-policy", "--role-name", "reader", "--policy-name", "read",
-        "--policy-document", &doc(r#"{"Effect":"Allow","Action":"iot:Describe*","Resource":"*"}"#)]);
-    let s = env.session("ASIAFERRULESESSION03", "reader", "py", crate::now_ms() + 600_000);
+    env.admin(
+        "iam",
+        &[
+            "create-role",
+            "--role-name",
+            "reader",
+            "--assume-role-policy-document",
+            TRUST,
+        ],
+    );
+    env.admin(
+        "iam",
+        &[
+            "put-role-policy",
+            "--role-name",
+            "reader",
+            "--policy-name",
+            "read",
+            "--policy-document",
+            &doc(r#"{"Effect":"Allow","Action":"iot:Describe*","Resource":"*"}"#),
+        ],
+    );
+    let s = env.session(
+        "ASIAFERRULESESSION03",
+        "reader",
+        "py",
+        crate::now_ms() + 600_000,
+    );
     let script = r#"
 import os, sys, boto3, botocore.exceptions
 iot = boto3.client("iot", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1")
@@ -654,7 +917,11 @@ except botocore.exceptions.ClientError as e:
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
@@ -669,4 +936,39 @@ except botocore.exceptions.ClientError as e:
             .as_str()
         ]
     );
+}
+
+#[test]
+fn bodies_are_limited_to_1_mib_but_lambdas_to_70_mib() {
+    let env = Env::start();
+    let admin = Creds::admin();
+    let big = format!(
+        r#"{{"attributePayload":{{"attributes":{{"a":"{}"}}}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (status, code, message) = env.send_as(&admin, "POST", "/things/big", &big);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "InvalidRequestException"),
+        "{message}"
+    );
+    assert!(message.contains("larger than 1048576 bytes"), "{message}");
+
+    let zip = format!(
+        r#"{{"FunctionName":"big","Runtime":"python3.12","Role":"arn:aws:iam::123456789012:role/r","Handler":"h.h","Code":{{"ZipFile":"{}"}}}}"#,
+        "A".repeat(2 << 20)
+    );
+    let (_, code, message) = env.send_as(&admin, "POST", "/2015-03-31/functions", &zip);
+    // Whatever CreateFunction thinks of this zip, the body got through.
+    assert!(!message.contains("larger than"), "{code}: {message}");
+    let huge = "A".repeat(71 << 20);
+    let (status, code, message) = env.send_as(&admin, "POST", "/2015-03-31/functions", &huge);
+    if code != "UnknownOperationException" {
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "InvalidRequestException"),
+            "{message}"
+        );
+        assert!(message.contains("larger than 73400320 bytes"), "{message}");
+    }
 }
