@@ -148,6 +148,8 @@ pub(crate) const ROUTES: &[Route] = &[
     ("GET", "/2015-03-31/functions/{FunctionName}", "lambda:GetFunction", Res::Function("FunctionName")),
     ("GET", "/2015-03-31/functions/{FunctionName}/configuration", "lambda:GetFunctionConfiguration", Res::Function("FunctionName")),
     ("PUT", "/2015-03-31/functions/{FunctionName}/code", "lambda:UpdateFunctionCode", Res::Function("FunctionName")),
+    // Ferrule's download route for GetFunction's `Code.Location`: part of GetFunction.
+    ("GET", "/2015-03-31/functions/{FunctionName}/code-zip", "lambda:GetFunction", Res::Function("FunctionName")),
     ("PUT", "/2015-03-31/functions/{FunctionName}/configuration", "lambda:UpdateFunctionConfiguration", Res::Function("FunctionName")),
     ("DELETE", "/2015-03-31/functions/{FunctionName}", "lambda:DeleteFunction", Res::Function("FunctionName")),
     ("POST", "/2015-03-31/functions/{FunctionName}/invocations", "lambda:InvokeFunction", Res::Function("FunctionName")),
