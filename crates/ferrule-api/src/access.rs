@@ -448,6 +448,7 @@ pub(crate) async fn authorize(
         }
         Target::Operation { action, resource } => (action, resource),
     };
+    let resource = with_iam_path(state, resource).await?;
     let policies = identity_policies(state, principal.entity, &principal.entity_name).await?;
     let ctx = context(state.config(), &principal, peer.map(|c| c.0));
     let decision = ferrule_policy::evaluate(
@@ -478,6 +479,35 @@ pub(crate) async fn authorize(
         "User: {} is not authorized to perform: {action} on resource: {resource} {why}",
         principal.display_arn
     )))
+}
+
+/// An IAM role or user ARN without a path (`role/NAME`, as the request names it) with the
+/// path and name the entity is stored with (`role/service/Name`), as IAM's resource ARNs
+/// are. Anything else, or an entity that does not exist, is returned as it is.
+async fn with_iam_path(state: &ApiState, resource: String) -> Result<String, ApiError> {
+    let Some((prefix, rest)) = resource.split_once(":iam::") else {
+        return Ok(resource);
+    };
+    let Some((account, entity)) = rest.split_once(':') else {
+        return Ok(resource);
+    };
+    let stored = match entity.split_once('/') {
+        Some(("role", name)) if !name.contains('/') => state
+            .registry()
+            .get_iam_role(name)
+            .await?
+            .map(|r| ("role", r.path, r.name)),
+        Some(("user", name)) if !name.contains('/') => state
+            .registry()
+            .get_iam_user(name)
+            .await?
+            .map(|u| ("user", u.path, u.name)),
+        _ => None,
+    };
+    Ok(match stored {
+        Some((kind, path, name)) => format!("{prefix}:iam::{account}:{kind}{path}{name}"),
+        None => resource,
+    })
 }
 
 async fn principal(state: &ApiState, caller: &Caller) -> Result<Principal, ApiError> {

@@ -400,6 +400,33 @@ fn iam_and_logs_refusals_are_in_their_own_protocols() {
         "iam",
         &["get-user", "--user-name", "erin"],
     );
+    // The resource is the role's ARN with the path it was created with.
+    env.admin(
+        "iam",
+        &[
+            "create-role",
+            "--role-name",
+            "Ingest",
+            "--path",
+            "/service/",
+            "--assume-role-policy-document",
+            TRUST,
+        ],
+    );
+    let e = env.fails_as(
+        &dave,
+        "AccessDenied",
+        "iam",
+        &["get-role", "--role-name", "ingest"],
+    );
+    assert_eq!(
+        e.message,
+        no_allow(
+            "arn:aws:iam::123456789012:user/dave",
+            "iam:GetRole",
+            "arn:aws:iam::123456789012:role/service/Ingest"
+        )
+    );
 
     // CloudWatch Logs' JSON 1.1 error.
     env.ok_as(
