@@ -91,6 +91,11 @@ pub enum ApiError {
     /// The request is not authenticated (403, or 400 when the signature data is malformed).
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The caller's identity policies do not allow the request (403; `AccessDenied` in IAM's
+    /// query protocol; 400 in JSON 1.1). The message is AWS's: who, which action on which
+    /// resource, and why.
+    #[error("{0}")]
+    AccessDenied(String),
     /// Ferrule failed (500). The message sent to the client is generic; the detail is logged.
     #[error("{0}")]
     Internal(String),
@@ -117,6 +122,7 @@ impl ApiError {
             ApiError::UnknownOperation { .. } => "UnknownOperationException",
             ApiError::MalformedQuery(_) => "MalformedQueryString",
             ApiError::Auth(e) => e.code(),
+            ApiError::AccessDenied(_) => "AccessDeniedException",
             ApiError::Internal(_) => "InternalFailureException",
         }
     }
@@ -142,6 +148,7 @@ impl ApiError {
             | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
             ApiError::LimitExceeded(_) => StatusCode::GONE,
             ApiError::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN),
+            ApiError::AccessDenied(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -177,7 +184,7 @@ impl From<RegistryError> for ApiError {
 
 /// The wire protocol an error is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
+pub(crate) enum Protocol {
     /// AWS IoT's rest-json: a status per code.
     RestJson,
     /// CloudWatch Logs' JSON 1.1: 400 for client errors, 500 for server errors.
@@ -267,6 +274,18 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// The response in `protocol`; `request_id` goes into query-protocol bodies.
+    pub(crate) fn into_response_in(self, protocol: Protocol, request_id: String) -> Response {
+        match protocol {
+            Protocol::Query => QueryError {
+                error: self,
+                request_id,
+            }
+            .into_response(),
+            other => self.response(other),
+        }
+    }
+
     /// The code in `protocol`: JSON 1.1 services name a few codes differently.
     fn code_in(&self, protocol: Protocol) -> &'static str {
         match (protocol, self) {
@@ -279,11 +298,13 @@ impl ApiError {
             (Protocol::Query, ApiError::LimitExceeded(_)) => "LimitExceeded",
             (Protocol::Query, ApiError::UnknownOperation { .. }) => "InvalidAction",
             (Protocol::Query, ApiError::Internal(_)) => "ServiceFailure",
+            (Protocol::Query, ApiError::AccessDenied(_)) => "AccessDenied",
             // The query-protocol services' names for the SigV4 failures.
             (Protocol::Query, ApiError::Auth(e)) => match e {
                 AuthError::Missing => "MissingAuthenticationToken",
                 AuthError::Incomplete(_) => "IncompleteSignature",
                 AuthError::UnknownAccessKey => "InvalidClientTokenId",
+                AuthError::ExpiredToken => "ExpiredToken",
                 AuthError::SignatureMismatch | AuthError::Invalid(_) => "SignatureDoesNotMatch",
             },
             _ => self.code(),
@@ -298,7 +319,10 @@ impl ApiError {
             (Protocol::Json11, ApiError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             (Protocol::Json11, _) => StatusCode::BAD_REQUEST,
             // The statuses of botocore's `iam` model (`httpStatusCode` of each error shape).
-            (Protocol::Query, ApiError::Auth(_) | ApiError::Internal(_)) => self.status(),
+            (
+                Protocol::Query,
+                ApiError::Auth(_) | ApiError::AccessDenied(_) | ApiError::Internal(_),
+            ) => self.status(),
             (Protocol::Query, ApiError::ResourceNotFound(_)) => StatusCode::NOT_FOUND,
             (
                 Protocol::Query,

@@ -1,9 +1,9 @@
 //! Ferrule's control plane: the AWS IoT API (`iot`, rest-json) over HTTP, so the real
 //! `aws iot ... --endpoint-url http://ADDR` and boto3 work against Ferrule unmodified.
 //!
-//! What it does: every request is authenticated with AWS Signature Version 4 ([`sigv4`]) against
-//! the configured admin credentials, routed by method and raw path exactly as botocore's model
-//! places members (path labels, query string, headers, JSON body), executed against the
+//! What it does: every request is authenticated with AWS Signature Version 4 ([`sigv4`]) and
+//! authorized (see "Who may call" below), routed by method and raw path exactly as botocore's
+//! model places members (path labels, query string, headers, JSON body), executed against the
 //! [`ferrule_store::Registry`], and answered with botocore's wire shapes: epoch-second
 //! timestamps, AWS's pagination per operation, and AWS's error codes and HTTP statuses
 //! ([`ApiError`], mapped to HTTP in one place). The registry itself publishes every change on
@@ -24,8 +24,19 @@
 //! IAM (`aws iam`, the query protocol) arrives as `POST /` with a form body
 //! (`Action=CreateRole&Version=2010-05-08&...`) and is answered in XML: roles with trust
 //! policies, users, access keys and inline policies of roles and users, stored in the
-//! registry. Access keys are stored with their secrets for SigV4, but requests are still
-//! authorized only for the configured admin credentials; identity policies are not evaluated.
+//! registry. Access keys are stored with their secrets for SigV4.
+//!
+//! Who may call: the configured admin credentials may do anything. An IAM user's active access
+//! key, and a role session the registry issued (its `X-Amz-Security-Token` sent, not expired),
+//! may do what the user's or role's inline policies allow: each request is one IAM action
+//! (`iot:UpdateCertificate`, `lambda:InvokeFunction`, `iam:PutRolePolicy`, `logs:PutLogEvents`)
+//! on one resource ARN, evaluated by [`ferrule_policy`] as IAM evaluates identity policies
+//! (explicit Deny wins, an Allow is needed; `aws:SourceIp`, `aws:username`,
+//! `aws:PrincipalArn` and the other global condition keys). A refusal is AWS's
+//! `AccessDeniedException` (`AccessDenied` in IAM's XML) naming the caller, the action and the
+//! resource. `aws:SourceIp` needs the peer address: serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`; without it, conditions on it do not
+//! hold.
 //!
 //! Lambda (`aws lambda`, rest-json under `/2015-03-31/functions`): functions with zip code,
 //! their resource policies, and `Invoke` through the [`functions::FunctionHost`] given to
@@ -47,6 +58,7 @@
 //! Admin credentials that nobody configured come from [`credentials_file::load_or_create`]
 //! (an AWS shared-credentials file in the data dir, generated once).
 
+mod access;
 mod arn;
 mod auth;
 mod authorization;
@@ -168,16 +180,50 @@ impl ApiState {
         self.inner.issuer.clone()
     }
 
-    /// The secret of an access key, if it is one of ours. Only the configured admin
-    /// credentials: IAM access keys (`Registry::get_iam_access_key`) are not accepted yet,
-    /// because nothing evaluates their users' identity policies.
-    pub(crate) fn secret_for(&self, access_key_id: &str) -> Option<String> {
-        self.inner
+    /// Who signs with an access key, and its secret: the configured admin credentials, an
+    /// IAM user's active access key, or an IAM role session. `None` for an unknown or
+    /// inactive key.
+    pub(crate) async fn key_owner(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<auth::KeyOwner>, ApiError> {
+        if let Some(admin) = self
+            .inner
             .config
             .credentials
             .iter()
             .find(|c| c.access_key_id == access_key_id)
-            .map(|c| c.secret_access_key.clone())
+        {
+            return Ok(Some(auth::KeyOwner {
+                secret: admin.secret_access_key.clone(),
+                caller: access::Caller::Admin,
+                session: None,
+            }));
+        }
+        let registry = &self.inner.registry;
+        if let Some(key) = registry.get_iam_access_key(access_key_id).await? {
+            return Ok((key.status == "Active").then_some(auth::KeyOwner {
+                secret: key.secret_access_key,
+                caller: access::Caller::User {
+                    name: key.user_name,
+                },
+                session: None,
+            }));
+        }
+        Ok(registry
+            .get_iam_session(access_key_id)
+            .await?
+            .map(|s| auth::KeyOwner {
+                secret: s.secret_access_key,
+                caller: access::Caller::RoleSession {
+                    role_name: s.role_name,
+                    session_name: s.session_name,
+                },
+                session: Some(auth::SessionToken {
+                    token: s.session_token,
+                    expires_ms: s.expires_ms,
+                }),
+            }))
     }
 }
 

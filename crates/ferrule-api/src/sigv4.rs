@@ -14,6 +14,11 @@
 //! the body. The scope's service name is reported to the caller, not checked: one endpoint
 //! serves several AWS services.
 //!
+//! Looking the secret up may need IO (IAM access keys and role sessions live in the registry),
+//! so a caller first reads the key id with [`access_key_id`], looks its secret up however it
+//! likes, and then calls [`verify`] with it. Temporary credentials also carry a session token
+//! ([`security_token`]); checking it against the session is the caller's business.
+//!
 //! Header values are handled as bytes, so a non-UTF-8 header can fail a signature but never
 //! panics the verifier.
 
@@ -63,9 +68,13 @@ pub enum AuthError {
     /// The authorization data is malformed or incomplete: `IncompleteSignatureException`.
     #[error("{0}")]
     Incomplete(String),
-    /// The access key id is not known: `UnrecognizedClientException`.
+    /// The access key id is not known, or its session token is not the one sent:
+    /// `UnrecognizedClientException`.
     #[error("The security token included in the request is invalid.")]
     UnknownAccessKey,
+    /// The temporary credentials (a role session) have expired: `ExpiredTokenException`.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     /// The signature does not verify: `InvalidSignatureException`.
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret \
@@ -85,6 +94,7 @@ impl AuthError {
             AuthError::Missing => "MissingAuthenticationTokenException",
             AuthError::Incomplete(_) => "IncompleteSignatureException",
             AuthError::UnknownAccessKey => "UnrecognizedClientException",
+            AuthError::ExpiredToken => "ExpiredTokenException",
             AuthError::SignatureMismatch | AuthError::Invalid(_) => "InvalidSignatureException",
         }
     }
@@ -112,6 +122,40 @@ struct Authorization {
     expires: Option<i64>,
 }
 
+/// The access key id `req` claims (from the `Authorization` header's credential scope, or the
+/// presigned query's `X-Amz-Credential`), or `None` when the authorization data cannot be read:
+/// [`verify`] then reports why.
+pub fn access_key_id(req: &SignedRequest<'_>) -> Option<String> {
+    authorization(req).ok().map(|a| a.access_key_id)
+}
+
+/// The session token sent with temporary credentials: the `X-Amz-Security-Token` header, or
+/// the presigned query parameter of that name.
+pub fn security_token(req: &SignedRequest<'_>) -> Option<String> {
+    if let Some(v) = req.headers.get("x-amz-security-token") {
+        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    req.raw_query
+        .map(split_query)
+        .unwrap_or_default()
+        .iter()
+        .find(|(k, _)| decode(k) == b"X-Amz-Security-Token")
+        .map(|(_, v)| decode_string(v))
+}
+
+/// The authorization data of `req`, from the header or the presigned query.
+fn authorization(req: &SignedRequest<'_>) -> Result<Authorization, AuthError> {
+    let query_pairs = req.raw_query.map(split_query).unwrap_or_default();
+    let presigned = query_pairs
+        .iter()
+        .any(|(k, _)| decode(k) == b"X-Amz-Signature");
+    match req.headers.get(axum::http::header::AUTHORIZATION) {
+        Some(value) => parse_header(value.as_bytes(), req.headers),
+        None if presigned => parse_query(&query_pairs),
+        None => Err(AuthError::Missing),
+    }
+}
+
 /// Verifies `req` against the secret `secret_for` returns for its access key, at time `now`
 /// (Unix seconds).
 pub fn verify<F>(req: &SignedRequest<'_>, now: i64, secret_for: F) -> Result<Verified, AuthError>
@@ -119,14 +163,7 @@ where
     F: FnOnce(&str) -> Option<String>,
 {
     let query_pairs = req.raw_query.map(split_query).unwrap_or_default();
-    let presigned = query_pairs
-        .iter()
-        .any(|(k, _)| decode(k) == b"X-Amz-Signature");
-    let auth = match req.headers.get(axum::http::header::AUTHORIZATION) {
-        Some(value) => parse_header(value.as_bytes(), req.headers)?,
-        None if presigned => parse_query(&query_pairs)?,
-        None => return Err(AuthError::Missing),
-    };
+    let auth = authorization(req)?;
     let presigned = auth.expires.is_some();
 
     let time = parse_amz_date(&auth.amz_date).ok_or_else(|| {

@@ -139,6 +139,15 @@ impl Condition {
         Ok(out)
     }
 
+    /// Lowercases the condition key and the variables in its values (IAM's keys are
+    /// case-insensitive).
+    pub(crate) fn lowercase_keys(&mut self) {
+        self.key = self.key.to_lowercase();
+        self.values
+            .iter_mut()
+            .for_each(Pattern::lowercase_variables);
+    }
+
     /// Whether this condition holds in `ctx`.
     pub(crate) fn holds(&self, ctx: &Context) -> bool {
         let request = ctx.values(&self.key);

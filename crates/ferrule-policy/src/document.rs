@@ -71,13 +71,38 @@ pub struct Policy {
     pub statements: Vec<Statement>,
 }
 
+/// The grammar a document is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// An AWS IoT policy: `iot:` actions, at most [`MAX_POLICY_CHARS`].
+    Iot,
+    /// An IAM identity policy: any service's actions; condition keys and policy variables
+    /// ignore case.
+    Identity,
+}
+
 impl Policy {
-    /// Parses and validates a policy document.
+    /// Parses and validates an AWS IoT policy document.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         let size = text.chars().filter(|c| !c.is_whitespace()).count();
         if size > MAX_POLICY_CHARS {
             return Err(PolicyError::TooLarge(size));
         }
+        Policy::parse_in(text, Dialect::Iot)
+    }
+
+    /// Parses an IAM identity policy (a user's or role's inline policy), for evaluating
+    /// requests to the control plane: actions of any service (`iot:Update*`, `lambda:*`,
+    /// `logs:CreateLogGroup`), matched ignoring case as IAM does. Condition keys and policy
+    /// variables ignore case in IAM too, so this parser lowercases the document's; the
+    /// [`Context`](crate::Context) it is evaluated with must hold lowercase keys
+    /// (`aws:sourceip`, `aws:username`). No size limit: IAM's are checked when the document
+    /// is stored.
+    pub fn parse_identity(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse_in(text, Dialect::Identity)
+    }
+
+    fn parse_in(text: &str, dialect: Dialect) -> Result<Policy, PolicyError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
         let Value::Object(doc) = value else {
@@ -103,7 +128,7 @@ impl Policy {
         }
         let statements = match doc.get("Statement") {
             None => return Err(invalid("the policy document has no Statement")),
-            Some(Value::Object(s)) => vec![parse_statement(s, 0, version)?],
+            Some(Value::Object(s)) => vec![parse_statement(s, 0, version, dialect)?],
             Some(Value::Array(list)) if list.is_empty() => {
                 return Err(invalid("Statement is empty"));
             }
@@ -111,7 +136,7 @@ impl Policy {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| match s {
-                    Value::Object(s) => parse_statement(s, i, version),
+                    Value::Object(s) => parse_statement(s, i, version, dialect),
                     _ => Err(invalid(format!("Statement[{i}] must be an object"))),
                 })
                 .collect::<Result<_, _>>()?,
@@ -132,6 +157,7 @@ fn parse_statement(
     s: &Map<String, Value>,
     i: usize,
     version: PolicyVersion,
+    dialect: Dialect,
 ) -> Result<Statement, PolicyError> {
     let at = |what: &str| format!("Statement[{i}].{what}");
     for key in s.keys() {
@@ -162,13 +188,17 @@ fn parse_statement(
     let actions = strings(s, action_key, i)?
         .into_iter()
         .map(|a| {
-            check_action(&a).map_err(|why| invalid(format!("{}: {why}", at(action_key))))?;
+            match dialect {
+                Dialect::Iot => check_action(&a),
+                Dialect::Identity => check_identity_action(&a),
+            }
+            .map_err(|why| invalid(format!("{}: {why}", at(action_key))))?;
             Pattern::parse(&a.to_ascii_lowercase(), false).map_err(invalid)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (resource_key, not_resource) = one_of(s, "Resource", "NotResource", i)?;
     let variables = version == PolicyVersion::V2012_10_17;
-    let resources = strings(s, resource_key, i)?
+    let mut resources = strings(s, resource_key, i)?
         .into_iter()
         .map(|r| {
             if r != "*" && !r.starts_with("arn:") {
@@ -180,12 +210,16 @@ fn parse_statement(
             Pattern::parse(&r, variables).map_err(|e| invalid(format!("{}: {e}", at(resource_key))))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let conditions = match s.get("Condition") {
+    let mut conditions = match s.get("Condition") {
         None => Vec::new(),
         Some(Value::Object(c)) => Condition::parse_block(c, variables)
             .map_err(|e| invalid(format!("{}: {e}", at("Condition"))))?,
         Some(_) => return Err(invalid(format!("{} must be an object", at("Condition")))),
     };
+    if dialect == Dialect::Identity {
+        resources.iter_mut().for_each(Pattern::lowercase_variables);
+        conditions.iter_mut().for_each(Condition::lowercase_keys);
+    }
     Ok(Statement {
         sid,
         effect,
@@ -244,6 +278,28 @@ fn check_action(a: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
     {
         return Err(format!("{a:?} is not a valid action name"));
+    }
+    Ok(())
+}
+
+/// IAM actions: `*`, or `service:Action` where the name may hold `*` and `?`.
+fn check_identity_action(a: &str) -> Result<(), String> {
+    if a == "*" {
+        return Ok(());
+    }
+    let Some((service, name)) = a.split_once(':') else {
+        return Err(format!("{a:?} is not of the form \"service:Action\""));
+    };
+    let service_ok = !service.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?');
+    if !service_ok || !name_ok {
+        return Err(format!("{a:?} is not a valid action"));
     }
     Ok(())
 }

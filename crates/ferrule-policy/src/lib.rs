@@ -6,6 +6,9 @@
 //! delivery; the control plane rejects malformed documents with a message naming the problem,
 //! and answers `TestAuthorization`.
 //!
+//! [`Policy::parse_identity`] reads IAM identity policies (users' and roles' inline policies) in
+//! the same typed form, so the control plane authorises its callers with the same evaluator.
+//!
 //! What it may depend on: `serde_json` and `thiserror`. No IO, no clock, no async.
 //!
 //! Order of calls: [`Policy::parse`] once per policy version (when it is created or loaded);

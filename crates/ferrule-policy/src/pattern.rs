@@ -107,6 +107,15 @@ impl Pattern {
         match_tokens(&toks, value)
     }
 
+    /// Lowercases the names of the pattern's variables (IAM's are case-insensitive).
+    pub(crate) fn lowercase_variables(&mut self) {
+        for t in &mut self.tokens {
+            if let Token::Var(name) = t {
+                *name = name.to_lowercase();
+            }
+        }
+    }
+
     /// The pattern with variables substituted and no wildcards, if it is an exact value (used by
     /// the `...Equals` condition operators, which do not glob).
     pub(crate) fn resolve_exact(&self, ctx: &Context) -> Option<String> {

@@ -374,6 +374,8 @@ fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_access;
+#[cfg(test)]
 mod tests_iam;
 #[cfg(test)]
 mod tests_lambda;
