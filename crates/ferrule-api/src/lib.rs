@@ -13,8 +13,8 @@
 //! certificates (register with or without a CA, create from a CSR or with new keys, status
 //! changes, delete); IoT policies and their versions and attachments; `TestAuthorization` of a
 //! certificate principal ([`ferrule_policy`] decides, as it does in the broker); things and
-//! their principals; topic rules (payloads checked against botocore's model, the SQL by a
-//! stand-in in `rule_sql.rs` until the SQL crate is in); `DescribeEndpoint`; tags.
+//! their principals; topic rules (payloads checked against botocore's model, the SQL parsed by
+//! `ferrule-sql`); `DescribeEndpoint`; tags.
 //!
 //! CloudWatch Logs (`aws logs`, JSON 1.1) arrives on the same endpoint as `POST /` with
 //! `X-Amz-Target: Logs_20140328.<Operation>`: log groups (with retention), log streams,

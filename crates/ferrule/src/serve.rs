@@ -148,7 +148,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     // The control plane's SigV4 layer covers its own routes only: /metrics and /health stay open.
     let app = ferrule_api::router(api_state).merge(router(metrics, broker.clone()));
     let api_task = tokio::spawn(async move {
-        axum::serve(api, app)
+        axum::serve(api, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = api_stop_rx.await;
             })

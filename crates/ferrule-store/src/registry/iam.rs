@@ -48,9 +48,8 @@ pub struct IamUserRecord {
 
 /// An access key of an IAM user.
 ///
-/// The secret is stored so that SigV4 requests signed with the key can be verified.
-/// Authorizing such requests by the user's identity policies is the next step and is not done
-/// yet: the control plane still accepts only its configured admin credentials.
+/// The secret is stored so that SigV4 requests signed with the key can be verified; the control
+/// plane then authorizes them by the user's inline policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamAccessKeyRecord {
     /// The key id (`AKIA...`), unique.

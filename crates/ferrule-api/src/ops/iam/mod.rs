@@ -191,7 +191,7 @@ fn unsupported(form: &Form, members: &[&str]) -> Result<(), ApiError> {
 /// A policy document: JSON (at most 131072 characters) with a `Statement` whose statements
 /// each have an `Effect` of `Allow` or `Deny`, and a `Version`, if given, of `2012-10-17` or
 /// `2008-10-17`. AWS checks far more (actions, resources, principals); Ferrule checks the
-/// structure its later authorization step will rely on.
+/// structure the control plane's authorization relies on.
 fn policy_document(form: &Form, member: &str) -> Result<String, ApiError> {
     let text = form.required(member)?;
     if text.chars().count() > 131_072 {
