@@ -4,6 +4,7 @@
 //! typed settings, sets up logging and metrics, and wires the broker, the store and the TLS
 //! material together. Only here do errors become `anyhow`.
 
+mod demo;
 mod functions;
 mod serve;
 mod settings;
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// Run the gateway: MQTT listeners, the control-plane API and metrics.
     Serve(Box<settings::ServeArgs>),
+    /// Run the whole just-in-time registration workflow in-process, step by step: the first
+    /// thing to try.
+    Demo(demo::DemoArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Demo(args) => demo::run(args),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", settings::DEFAULT_CONFIG);
             Ok(())

@@ -35,7 +35,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(settings))
+    runtime.block_on(async {
+        let running = start(settings).await?;
+        wait_for_signal().await;
+        running.stop().await;
+        Ok(())
+    })
 }
 
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
@@ -53,7 +58,43 @@ fn init_logging(s: &Settings) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
 }
 
-async fn serve(s: Settings) -> anyhow::Result<()> {
+/// A started gateway: the addresses its listeners bound, and what [`Running::stop`] shuts down.
+pub(crate) struct Running {
+    /// Each listener's kind (`mqtts`, `mqtt`, `ws`, `wss`, `api`) and bound address, in that
+    /// order (the disabled ones left out).
+    pub(crate) bound: Vec<(&'static str, SocketAddr)>,
+    api_stop: tokio::sync::oneshot::Sender<()>,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    broker: Broker,
+    functions: Functions,
+    registry: Registry,
+    store: BrokerStore,
+}
+
+impl Running {
+    /// The bound address of the listener of this kind, if it is on.
+    pub(crate) fn addr(&self, kind: &str) -> Option<SocketAddr> {
+        self.bound.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
+    }
+
+    /// Stops the API, the broker (five seconds' grace for connections), the function workers
+    /// and the databases, in that order.
+    pub(crate) async fn stop(self) {
+        tracing::info!("shutting down");
+        let _ = self.api_stop.send(());
+        self.broker.shutdown(Duration::from_secs(5)).await;
+        self.functions.0.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.api_task).await;
+        self.registry.close().await;
+        self.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Binds and starts everything `settings` asks for: the data dir, metrics, the store and
+/// registry, TLS, the broker with its listeners, the function service and the API. Logging is
+/// the caller's business.
+pub(crate) async fn start(s: Settings) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
     let metrics = PrometheusBuilder::new()
@@ -118,7 +159,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         })
         .await?;
 
-    let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
+    let mut bound: Vec<(&'static str, SocketAddr)> = Vec::new();
     let listeners = [
         (ListenerKind::Mqtts, Some(s.mqtts_listen)),
         (ListenerKind::Mqtt, s.mqtt_listen),
@@ -156,17 +197,15 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     });
     write_listeners(&s.data_dir, &bound)?;
     announce(&s, &bound);
-
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    let _ = api_stop_tx.send(());
-    broker.shutdown(Duration::from_secs(5)).await;
-    functions.0.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
-    registry.close().await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Running {
+        bound,
+        api_stop: api_stop_tx,
+        api_task,
+        broker,
+        functions,
+        registry,
+        store,
+    })
 }
 
 /// The device registry: PostgreSQL when `database_url` is set, else SQLite in the data dir's
