@@ -67,10 +67,18 @@ impl Api {
                 .as_str()
                 .or_else(|| json["Message"].as_str())
                 .map_or_else(
-                    || String::from_utf8_lossy(&answer.body).chars().take(300).collect(),
+                    || {
+                        String::from_utf8_lossy(&answer.body)
+                            .chars()
+                            .take(300)
+                            .collect()
+                    },
                     str::to_owned,
                 );
-            bail!("{service} {method} {path}: HTTP {}: {code}: {message}", answer.status);
+            bail!(
+                "{service} {method} {path}: HTTP {}: {code}: {message}",
+                answer.status
+            );
         }
         if answer.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
@@ -81,7 +89,11 @@ impl Api {
 
     /// An IAM query-protocol call (`Action=...&Version=2010-05-08&...`): the XML answer, or the
     /// service's error as `Code: message`.
-    pub(crate) async fn iam(&self, action: &str, params: &[(&str, &str)]) -> anyhow::Result<String> {
+    pub(crate) async fn iam(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
         let mut form = format!("Action={action}&Version=2010-05-08");
         for (k, v) in params {
             form.push('&');
@@ -282,7 +294,8 @@ mod tests {
 
     #[test]
     fn responses_parse_with_length_or_chunks() {
-        let a = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        let a = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((a.status, a.body.as_slice()), (200, b"{}".as_slice()));
         let a = parse_response(b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
             .unwrap_or_else(|e| panic!("{e}"));

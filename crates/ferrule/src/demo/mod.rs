@@ -155,6 +155,7 @@ impl Steps {
         let started = Instant::now();
         let bounded = tokio::time::timeout(limit, work);
         tokio::pin!(bounded);
+        let mut dots = false;
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + Duration::from_millis(500),
             Duration::from_millis(500),
@@ -163,28 +164,36 @@ impl Steps {
             tokio::select! {
                 outcome = &mut bounded => break outcome,
                 _ = tick.tick() => {
+                    dots = true;
                     print!(".");
                     let _ = std::io::stdout().flush();
                 }
             }
         };
         let took = started.elapsed();
+        if dots {
+            print!(" ");
+        }
         let outcome = match outcome {
             Ok(result) => result,
             Err(_) => Err(anyhow!("did not finish within {} s", limit.as_secs())),
         };
         match outcome {
             Ok((value, detail)) => {
-                println!("ok  {} ms", took.as_millis());
+                println!("ok  {}", millis(took));
                 if !detail.is_empty() {
                     println!("      {detail}");
                 }
                 Ok(value)
             }
             Err(e) => {
-                println!("FAILED  {} ms", took.as_millis());
+                println!("FAILED  {}", millis(took));
                 println!("      {e:#}");
-                Err(e.context(format!("step {}/{} failed: {title}", index + 1, STEPS.len())))
+                Err(e.context(format!(
+                    "step {}/{} failed: {title}",
+                    index + 1,
+                    STEPS.len()
+                )))
             }
         }
     }
@@ -267,9 +276,15 @@ async fn workflow(
     data_dir: &Path,
     scratch: &Path,
 ) -> anyhow::Result<Timings> {
-    let api_addr = running.addr("api").context("the API listener is not bound")?;
-    let mqtts = running.addr("mqtts").context("the mqtts listener is not bound")?;
-    let mqtt = running.addr("mqtt").context("the mqtt listener is not bound")?;
+    let api_addr = running
+        .addr("api")
+        .context("the API listener is not bound")?;
+    let mqtts = running
+        .addr("mqtts")
+        .context("the mqtts listener is not bound")?;
+    let mqtt = running
+        .addr("mqtt")
+        .context("the mqtt listener is not bound")?;
     let credentials = data_dir.join("credentials");
     let (credential, _) = ferrule_api::credentials_file::load_or_create(&credentials)
         .with_context(|| format!("reading the admin credentials {}", credentials.display()))?;
@@ -503,7 +518,13 @@ async fn workflow(
     steps
         .run(QUICK, async {
             let d = api
-                .json("iot", "GET", &format!("/certificates/{device_id}"), None, None)
+                .json(
+                    "iot",
+                    "GET",
+                    &format!("/certificates/{device_id}"),
+                    None,
+                    None,
+                )
                 .await?;
             let status = str_field(&d["certificateDescription"], "status")?.to_owned();
             let arn = format!("arn:aws:iot:{REGION}:{ACCOUNT}:cert/{device_id}");
@@ -523,7 +544,10 @@ async fn workflow(
             if status != "ACTIVE" || names != ["JustInTime"] {
                 bail!("the certificate is {status} with policies {names:?}");
             }
-            Ok(((), format!("{status}, policies attached: {}", names.join(", "))))
+            Ok((
+                (),
+                format!("{status}, policies attached: {}", names.join(", ")),
+            ))
         })
         .await?;
 
@@ -614,6 +638,15 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// `12 ms`, or `0.4 ms` below ten.
+fn millis(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> anyhow::Result<&'a str> {

@@ -180,9 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// Sends DISCONNECT and closes (best effort).
     pub(crate) async fn disconnect(mut self) {
-        let _ = self
-            .send(&Packet::Disconnect(Disconnect::default()))
-            .await;
+        let _ = self.send(&Packet::Disconnect(Disconnect::default())).await;
         let _ = self.stream.shutdown().await;
     }
 
