@@ -107,9 +107,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         let kept = root.keep();
         println!("Kept the data dir: {}", kept.display());
         println!(
-            "  (its credentials file works with the aws CLI once a Ferrule serves it: \
-             ferrule serve --data-dir {})",
-            kept.display()
+            "  data/ is the server's data dir (database, credentials, function logs): \
+             `ferrule serve --data-dir {}` serves it again; ca.pem and device.pem/.key are \
+             the demo's CA and device",
+            kept.join("data").display()
         );
     } else {
         let path = root.path().to_owned();
@@ -494,17 +495,18 @@ async fn workflow(
         })
         .await?;
 
-    let first_connect = Instant::now();
-    let mut device = steps
+    let (mut device, first_connect, connack) = steps
         .run(DEVICE_STEP, async {
             let server_ca = std::fs::read(data_dir.join("server-ca.pem"))
                 .context("reading the server CA (server-ca.pem)")?;
             let config = mqtt::tls_config(&server_ca, &chain, &key_pem)?;
             let mut device = mqtt::tls(mqtts, config).await?;
+            // The TLS handshake is done: the clock starts with the CONNECT.
+            let first_connect = Instant::now();
             device.connect(DEVICE).await?;
             let held = first_connect.elapsed();
             Ok((
-                (device, held),
+                (device, first_connect, held),
                 format!(
                     "CONNACK accepted {} ms after CONNECT: the certificate was registered \
                      PENDING_ACTIVATION, the rule ran the function, which activated it",
@@ -513,7 +515,6 @@ async fn workflow(
             ))
         })
         .await?;
-    let connack = device.1;
 
     steps
         .run(QUICK, async {
@@ -553,7 +554,7 @@ async fn workflow(
 
     let received = steps
         .run(QUICK, async {
-            device.0.publish_qos1(TOPIC, PAYLOAD.as_bytes()).await?;
+            device.publish_qos1(TOPIC, PAYLOAD.as_bytes()).await?;
             let (topic, payload) = subscriber.next_message().await?;
             let received = first_connect.elapsed();
             if topic != TOPIC || payload.as_ref() != PAYLOAD.as_bytes() {
@@ -568,7 +569,7 @@ async fn workflow(
             ))
         })
         .await?;
-    device.0.disconnect().await;
+    device.disconnect().await;
     subscriber.disconnect().await;
     Ok(Timings { connack, received })
 }
