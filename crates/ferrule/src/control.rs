@@ -400,8 +400,12 @@ impl Client {
         raw.extend_from_slice(&body);
 
         let response = self.exchange(&raw)?;
-        let response = Response::parse(&response)
-            .with_context(|| format!("{} answered with a malformed HTTP response", self.endpoint.url))?;
+        let response = Response::parse(&response).with_context(|| {
+            format!(
+                "{} answered with a malformed HTTP response",
+                self.endpoint.url
+            )
+        })?;
         if (200..300).contains(&response.status) {
             if response.body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Value::Null);
@@ -540,7 +544,10 @@ impl Response {
                 let text = String::from_utf8_lossy(&self.body);
                 let text = text.trim();
                 if text.is_empty() {
-                    format!("the service answered HTTP {} without a message", self.status)
+                    format!(
+                        "the service answered HTTP {} without a message",
+                        self.status
+                    )
                 } else {
                     text.chars().take(300).collect()
                 }
@@ -655,11 +662,14 @@ mod tests {
         .unwrap()
         .error();
         assert_eq!(err.to_string(), "UnrecognizedClientException: bad");
-        let err = Response::parse(b"HTTP/1.1 400 Bad\r\n\r\n{\"__type\":\"ns#Thing\",\"Message\":\"m\"}")
+        let err =
+            Response::parse(b"HTTP/1.1 400 Bad\r\n\r\n{\"__type\":\"ns#Thing\",\"Message\":\"m\"}")
+                .unwrap()
+                .error();
+        assert_eq!(err.to_string(), "Thing: m");
+        let err = Response::parse(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
             .unwrap()
             .error();
-        assert_eq!(err.to_string(), "Thing: m");
-        let err = Response::parse(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").unwrap().error();
         assert!(err.to_string().starts_with("HTTP 502: "), "{err}");
         assert!(Response::parse(b"HTTP/1.1 200 OK\r\n").is_err());
     }

@@ -177,7 +177,10 @@ fn ca_create(args: &CaCreateArgs) -> anyhow::Result<()> {
         args.days
     );
     println!("  certificate:    {}", cert_path.display());
-    println!("  private key:    {} (mode 0600; keep it secret)", key_path.display());
+    println!(
+        "  private key:    {} (mode 0600; keep it secret)",
+        key_path.display()
+    );
     println!("  certificate id: {}", parsed.id.as_str());
     println!(
         "Next: ferrule ca register --ca {} --endpoint http://API_ADDR --activate --auto-registration",
@@ -349,7 +352,11 @@ impl LoadedCa {
     ) -> anyhow::Result<IssuedCert> {
         let mut params = leaf_params(name, lifetime);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params, kind, &format!("the device certificate for {name:?}"))
+        self.sign(
+            params,
+            kind,
+            &format!("the device certificate for {name:?}"),
+        )
     }
 
     /// The verification certificate of RegisterCACertificate: CN = the registration code,
