@@ -13,8 +13,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    CLIENT_TIMEOUT, Cert, Events, Mqtt, Server, all_listener_args, allow_all, certificate_id,
-    ferrule_bin, mosquitto_pub_as, openssl_in, registered_topic, require_mosquitto, run, str_of,
+    CLIENT_TIMEOUT, Cert, Events, KeyAlg, Mqtt, Pki, Server, all_listener_args, allow_all,
+    cert_info, certificate_id, ferrule_bin, mosquitto_pub_as, openssl_in, registered_topic,
+    require_mosquitto, run, str_of,
 };
 
 /// Bound on one `ferrule` command (RSA key generation in a debug build takes a while).
@@ -649,4 +650,30 @@ fn bad_credentials_are_the_services_error_in_one_line() {
         "{line}"
     );
     assert!(!scratch.join("ca/ca-id").exists());
+}
+
+#[test]
+fn device_issue_signs_with_a_ca_made_by_openssl() {
+    let pki = Pki::new();
+    for (name, alg) in [("ossl-rsa", KeyAlg::Rsa2048), ("ossl-ec", KeyAlg::EcP256)] {
+        let ca = pki.ca(name, &format!("/C=US/O=Acme Inc/CN={name}"), alg);
+        let ca_dir = pki.path(&format!("{name}-dir"));
+        std::fs::create_dir(&ca_dir).unwrap();
+        std::fs::copy(&ca.cert, ca_dir.join("ca.pem")).unwrap();
+        std::fs::copy(&ca.key, ca_dir.join("ca.key")).unwrap();
+        let out = pki.path(&format!("{name}-devices"));
+        ferrule_ok(&[
+            "device",
+            "issue",
+            "--ca",
+            &path_str(&ca_dir),
+            "--name",
+            "dev",
+            "--out",
+            &path_str(&out),
+        ]);
+        assert_verifies(&ca.cert, &out.join("dev.pem"));
+        let info = cert_info(&out.join("dev.pem"));
+        assert_eq!(info.issuer, ca.info().subject);
+    }
 }
