@@ -4,8 +4,10 @@
 //! typed settings, sets up logging and metrics, and wires the broker, the store and the TLS
 //! material together. Only here do errors become `anyhow`.
 
+mod control;
 mod demo;
 mod functions;
+mod pki_cmd;
 mod serve;
 mod settings;
 
@@ -29,6 +31,12 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A CA for device certificates: create it, register it (for just-in-time registration).
+    #[command(subcommand)]
+    Ca(pki_cmd::CaCommand),
+    /// Device certificates signed by a CA made with `ferrule ca create`.
+    #[command(subcommand)]
+    Device(pki_cmd::DeviceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +54,8 @@ fn main() -> std::process::ExitCode {
             print!("{}", settings::DEFAULT_CONFIG);
             Ok(())
         }
+        Command::Ca(command) => pki_cmd::run_ca(command),
+        Command::Device(command) => pki_cmd::run_device(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
