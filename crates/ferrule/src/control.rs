@@ -327,15 +327,35 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-struct Client {
+/// A signed client of one endpoint, as one access key. `ferrule demo` uses it too, for IAM's
+/// query protocol and Lambda as well as IoT.
+#[derive(Clone)]
+pub(crate) struct Client {
     endpoint: Endpoint,
     credentials: Credentials,
     region: String,
 }
 
 impl Client {
-    /// Sends one signed request and returns the JSON answer (`Null` when empty), or the
-    /// service's error as an [`AwsError`].
+    /// A client of `endpoint` (`http://HOST:PORT`) signing as this access key for `region`.
+    pub(crate) fn new(
+        endpoint: &str,
+        access_key_id: String,
+        secret_access_key: String,
+        region: String,
+    ) -> anyhow::Result<Client> {
+        Ok(Client {
+            endpoint: Endpoint::parse(endpoint)?,
+            credentials: Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: None,
+            },
+            region,
+        })
+    }
+
+    /// An AWS IoT rest-json call: see [`Client::call_json`].
     fn call(
         &self,
         method: &str,
@@ -343,7 +363,72 @@ impl Client {
         query: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let body = body.map(Value::to_string).unwrap_or_default().into_bytes();
+        self.call_json(SERVICE, method, path, query, body)
+    }
+
+    /// Sends one signed rest-json request to `service` (its signing name: `iot`, `lambda`)
+    /// and returns the JSON answer (`Null` when empty), or the service's error as an
+    /// [`AwsError`].
+    pub(crate) fn call_json(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let content_type = (!body.is_empty()).then_some("application/json");
+        let response = self.send(
+            service,
+            method,
+            path,
+            query,
+            content_type,
+            body.into_bytes(),
+        )?;
+        if (200..300).contains(&response.status) {
+            if response.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&response.body).with_context(|| {
+                format!(
+                    "{} answered {} with a body that is not JSON",
+                    self.endpoint.url, response.status
+                )
+            });
+        }
+        Err(response.error().into())
+    }
+
+    /// Sends one signed query-protocol request (`POST /`, a form body such as
+    /// `Action=CreateRole&Version=2010-05-08&...`, already encoded) to `service` (`iam`) and
+    /// returns the XML answer, or the service's error as an [`AwsError`].
+    pub(crate) fn call_query(&self, service: &str, form: &str) -> anyhow::Result<String> {
+        let response = self.send(
+            service,
+            "POST",
+            "/",
+            None,
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            form.as_bytes().to_vec(),
+        )?;
+        if (200..300).contains(&response.status) {
+            return Ok(String::from_utf8_lossy(&response.body).into_owned());
+        }
+        Err(response.error().into())
+    }
+
+    /// Sends one signed request and reads the whole response.
+    fn send(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Response> {
         let amz_date = format_amz_date(unix_now());
         let mut headers = HeaderMap::new();
         let mut set = |name: &'static str, value: &str| -> anyhow::Result<()> {
@@ -355,8 +440,8 @@ impl Client {
         set("host", &self.endpoint.authority)?;
         set("x-amz-date", &amz_date)?;
         let mut signed = vec!["host", "x-amz-date"];
-        if !body.is_empty() {
-            set("content-type", "application/json")?;
+        if let Some(content_type) = content_type {
+            set("content-type", content_type)?;
             signed.push("content-type");
         }
         if let Some(token) = &self.credentials.session_token {
@@ -375,7 +460,7 @@ impl Client {
             &self.credentials.access_key_id,
             &self.credentials.secret_access_key,
             &self.region,
-            SERVICE,
+            service,
             &amz_date,
         );
 
@@ -400,24 +485,12 @@ impl Client {
         raw.extend_from_slice(&body);
 
         let response = self.exchange(&raw)?;
-        let response = Response::parse(&response).with_context(|| {
+        Response::parse(&response).with_context(|| {
             format!(
                 "{} answered with a malformed HTTP response",
                 self.endpoint.url
             )
-        })?;
-        if (200..300).contains(&response.status) {
-            if response.body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&response.body).with_context(|| {
-                format!(
-                    "{} answered {} with a body that is not JSON",
-                    self.endpoint.url, response.status
-                )
-            });
-        }
-        Err(response.error().into())
+        })
     }
 
     fn exchange(&self, request: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -525,11 +598,15 @@ impl Response {
     /// `message`/`Message`.
     fn error(&self) -> AwsError {
         let json: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        // The query protocol (IAM) answers `<ErrorResponse><Error><Code>..<Message>..`.
+        let text = String::from_utf8_lossy(&self.body);
+        let xml = |tag: &str| xml_text(&text, tag).map(str::to_owned);
         let code = self
             .error_type
             .clone()
             .or_else(|| json["__type"].as_str().map(str::to_owned))
             .or_else(|| json["code"].as_str().map(str::to_owned))
+            .or_else(|| xml("Code"))
             .map(|c| {
                 let c = c.split(':').next().unwrap_or_default();
                 c.rsplit('#').next().unwrap_or_default().to_owned()
@@ -540,6 +617,7 @@ impl Response {
             .as_str()
             .or_else(|| json["Message"].as_str())
             .map(str::to_owned)
+            .or_else(|| xml("Message"))
             .unwrap_or_else(|| {
                 let text = String::from_utf8_lossy(&self.body);
                 let text = text.trim();
@@ -554,6 +632,15 @@ impl Response {
             });
         AwsError { code, message }
     }
+}
+
+/// The text of the first `<tag>...</tag>` in `xml`, as written (query-protocol answers carry
+/// no entities in the ARNs, codes and messages read from them).
+pub(crate) fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{tag}>"))?;
+    Some(&xml[start..start + len])
 }
 
 fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -667,6 +754,15 @@ mod tests {
                 .unwrap()
                 .error();
         assert_eq!(err.to_string(), "Thing: m");
+        let err = Response::parse(
+            b"HTTP/1.1 409 Conflict\r\n\r\n<ErrorResponse><Error><Type>Sender</Type>\
+              <Code>EntityAlreadyExists</Code><Message>Role r exists.</Message></Error></ErrorResponse>",
+        )
+        .unwrap()
+        .error();
+        assert_eq!(err.to_string(), "EntityAlreadyExists: Role r exists.");
+        assert_eq!(xml_text("<R><Arn>x:y</Arn></R>", "Arn"), Some("x:y"));
+        assert_eq!(xml_text("<R></R>", "Arn"), None);
         let err = Response::parse(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
             .unwrap()
             .error();

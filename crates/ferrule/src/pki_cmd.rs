@@ -144,32 +144,9 @@ fn ca_create(args: &CaCreateArgs) -> anyhow::Result<()> {
     if args.name.trim().is_empty() {
         bail!("--name must not be empty");
     }
+    let parsed = create_ca(&args.out, args.key_type, lifetime, &args.name)?;
     let key_path = args.out.join(CA_KEY_FILE);
     let cert_path = args.out.join(CA_CERT_FILE);
-    refuse_existing(&[&key_path, &cert_path])?;
-    create_dir(&args.out)?;
-
-    let key = args.key_type.generate()?;
-    let now = OffsetDateTime::now_utc();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = common_name(&args.name);
-    params.serial_number = Some(random_serial());
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = now - BACKDATE;
-    params.not_after = now + lifetime;
-    let cert = params
-        .self_signed(&key)
-        .context("cannot self-sign the CA certificate")?;
-
-    write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
-    write_new(&cert_path, cert.pem().as_bytes(), false)?;
-    let parsed = ferrule_pki::parse_certificate_der(cert.der())
-        .context("the new CA certificate does not parse")?;
     println!(
         "Created CA {} ({}, valid {} days)",
         parsed.subject,
@@ -187,6 +164,41 @@ fn ca_create(args: &CaCreateArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Writes a new CA (`ca.key`, `ca.pem`) with subject `CN=name` into `out` (refusing to
+/// overwrite either), valid from an hour ago for `lifetime`. Returns its certificate.
+pub(crate) fn create_ca(
+    out: &Path,
+    key_type: KeyKind,
+    lifetime: Duration,
+    name: &str,
+) -> anyhow::Result<ParsedCertificate> {
+    let key_path = out.join(CA_KEY_FILE);
+    let cert_path = out.join(CA_CERT_FILE);
+    refuse_existing(&[&key_path, &cert_path])?;
+    create_dir(out)?;
+
+    let key = key_type.generate()?;
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = common_name(name);
+    params.serial_number = Some(random_serial());
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+    let cert = params
+        .self_signed(&key)
+        .context("cannot self-sign the CA certificate")?;
+
+    write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+    write_new(&cert_path, cert.pem().as_bytes(), false)?;
+    ferrule_pki::parse_certificate_der(cert.der()).context("the new CA certificate does not parse")
 }
 
 fn device_issue(args: &DeviceIssueArgs) -> anyhow::Result<()> {
@@ -344,7 +356,7 @@ impl LoadedCa {
 
     /// A device certificate for `CN=name` with a fresh key: clientAuth, valid from an hour
     /// ago for `lifetime`.
-    fn issue_device(
+    pub(crate) fn issue_device(
         &self,
         name: &str,
         kind: KeyKind,

@@ -144,9 +144,11 @@ fn keep_leaves_the_data_dir_and_names_it() {
         "data/ferrule.db",
         "data/credentials",
         "data/server-ca.pem",
-        "ca.pem",
-        "device.pem",
-        "device.key",
+        "ca/ca.pem",
+        "ca/ca.key",
+        "device/demo-device.pem",
+        "device/demo-device-chain.pem",
+        "device/demo-device.key",
     ] {
         assert!(dir.join(file).is_file(), "no {file} in {}", dir.display());
     }

@@ -23,11 +23,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use ferrule_pki::{CertificateId, TestCa};
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
-use self::api::{Api, percent_encode, xml_text};
+use self::api::{Api, percent_encode};
+use crate::control::{Client, xml_text};
+use crate::pki_cmd::{KeyKind, LoadedCa, create_ca};
 use crate::serve::{self, Running};
 use crate::settings::{JitrMode, ServeArgs, Settings};
 
@@ -42,13 +42,13 @@ pub(crate) struct DemoArgs {
 /// The steps, in order; the numbers printed are positions in this list.
 const STEPS: &[&str] = &[
     "Start Ferrule in-process on free loopback ports",
-    "Create a CA (EC P-256)",
+    "Create a CA (EC P-256), as `ferrule ca create` does",
     "Register the CA with proof of possession, active, auto-registration on",
     "Create the IoT policy JustInTime",
     "Create the function's execution role JITRRole",
     "Create the function jitr (Python, boto3)",
     "Create the topic rule JITR on the CA's registration event",
-    "Issue a device certificate signed by the CA",
+    "Issue a device certificate signed by the CA, as `ferrule device issue` does",
     "Subscribe to devices/# on the plain MQTT listener",
     "Device's first connection (MQTT over TLS, held while JITR runs)",
     "Check the device certificate: ACTIVE with JustInTime attached",
@@ -108,8 +108,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("Kept the data dir: {}", kept.display());
         println!(
             "  data/ is the server's data dir (database, credentials, function logs): \
-             `ferrule serve --data-dir {}` serves it again; ca.pem and device.pem/.key are \
-             the demo's CA and device",
+             `ferrule serve --data-dir {}` serves it again; ca/ and device/ hold the demo's CA \
+             and device, as `ferrule ca create` and `ferrule device issue` write them",
             kept.join("data").display()
         );
     } else {
@@ -289,15 +289,28 @@ async fn workflow(
     let credentials = data_dir.join("credentials");
     let (credential, _) = ferrule_api::credentials_file::load_or_create(&credentials)
         .with_context(|| format!("reading the admin credentials {}", credentials.display()))?;
-    let api = Api::new(api_addr, REGION.into(), credential);
+    let api = Api::new(Client::new(
+        &format!("http://{api_addr}"),
+        credential.access_key_id,
+        credential.secret_access_key,
+        REGION.into(),
+    )?);
 
     // The CA.
     let ca = steps
         .run(QUICK, async {
-            let ca = TestCa::new("Ferrule demo CA")?;
-            let id = CertificateId::of_der(&ca.cert_der()).into_string();
-            std::fs::write(scratch.join("ca.pem"), ca.cert_pem()).context("writing ca.pem")?;
-            Ok(((ca, id.clone()), format!("CA certificate id {id}")))
+            // As `ferrule ca create --out DIR` makes it.
+            let dir = scratch.join("ca");
+            let cert = create_ca(
+                &dir,
+                KeyKind::EcP256,
+                time::Duration::days(1),
+                "Ferrule demo CA",
+            )?;
+            let ca = LoadedCa::load(&dir)?;
+            let id = cert.id.into_string();
+            let detail = format!("{}, certificate id {id}", cert.subject);
+            Ok(((ca, id), detail))
         })
         .await?;
     let (ca, ca_id) = ca;
@@ -312,7 +325,7 @@ async fn workflow(
                 .context("GetRegistrationCode answered without a registrationCode")?
                 .to_owned();
             // Proof of possession: a certificate whose CN is the code, signed by the CA's key.
-            let (verification, _) = ca.issue_client(&code)?;
+            let verification = ca.verification_certificate(&code)?.cert_pem;
             let out = api
                 .json(
                     "iot",
@@ -320,7 +333,7 @@ async fn workflow(
                     "/cacertificate",
                     Some("allowAutoRegistration=true&setAsActive=true"),
                     Some(&json!({
-                        "caCertificate": ca.cert_pem(),
+                        "caCertificate": ca.cert_pem,
                         "verificationCertificate": verification,
                     })),
                 )
@@ -472,16 +485,25 @@ async fn workflow(
 
     let device = steps
         .run(QUICK, async {
-            let (cert_pem, key_pem) = ca.issue_client(DEVICE)?;
-            let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
-                .context("the device certificate")?;
-            let id = CertificateId::of_der(&der).into_string();
+            // As `ferrule device issue --ca DIR --name demo-device` makes it.
+            let issued = ca.issue_device(DEVICE, KeyKind::EcP256, time::Duration::days(1))?;
             // What a JITR device presents: its certificate, then its CA's.
-            let chain = format!("{cert_pem}{}", ca.cert_pem());
-            std::fs::write(scratch.join("device.pem"), &chain).context("writing device.pem")?;
-            std::fs::write(scratch.join("device.key"), &key_pem).context("writing device.key")?;
-            let detail = format!("CN={DEVICE}, certificate id {id} (not registered yet)");
-            Ok(((chain, key_pem, id), detail))
+            let chain = format!("{}{}", issued.cert_pem, ca.cert_pem);
+            let dir = scratch.join("device");
+            std::fs::create_dir_all(&dir).context("creating the device dir")?;
+            for (file, contents) in [
+                (format!("{DEVICE}.pem"), &issued.cert_pem),
+                (format!("{DEVICE}-chain.pem"), &chain),
+                (format!("{DEVICE}.key"), &issued.key_pem),
+            ] {
+                std::fs::write(dir.join(&file), contents)
+                    .with_context(|| format!("writing {file}"))?;
+            }
+            let detail = format!(
+                "CN={DEVICE}, certificate id {} (not registered yet)",
+                issued.id
+            );
+            Ok(((chain, issued.key_pem, issued.id), detail))
         })
         .await?;
     let (chain, key_pem, device_id) = device;
