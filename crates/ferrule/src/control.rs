@@ -327,16 +327,32 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-struct Client {
+/// A signed client of the control plane's AWS IoT API.
+pub(crate) struct Client {
     endpoint: Endpoint,
     credentials: Credentials,
     region: String,
 }
 
 impl Client {
+    /// A client of the API at `endpoint` (`http://HOST:PORT`), with credentials and region
+    /// found as `ferrule ca register` finds them (`data_dir`'s credentials file first).
+    pub(crate) fn new(
+        endpoint: &str,
+        data_dir: Option<&Path>,
+        region_flag: Option<&str>,
+    ) -> anyhow::Result<Client> {
+        let env = Env::from_process();
+        Ok(Client {
+            endpoint: Endpoint::parse(endpoint)?,
+            credentials: Credentials::find(data_dir, &env)?,
+            region: region(region_flag, &env),
+        })
+    }
+
     /// Sends one signed request and returns the JSON answer (`Null` when empty), or the
     /// service's error as an [`AwsError`].
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,

@@ -9,6 +9,7 @@ mod functions;
 mod pki_cmd;
 mod serve;
 mod settings;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     /// Device certificates signed by a CA made with `ferrule ca create`.
     #[command(subcommand)]
     Device(pki_cmd::DeviceCommand),
+    /// What a running Ferrule is doing: listeners, connected clients, certificates by status.
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Ca(command) => pki_cmd::run_ca(command),
         Command::Device(command) => pki_cmd::run_device(command),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
