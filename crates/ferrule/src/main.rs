@@ -5,6 +5,7 @@
 //! material together. Only here do errors become `anyhow`.
 
 mod control;
+mod events;
 mod functions;
 mod pki_cmd;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     Device(pki_cmd::DeviceCommand),
     /// What a running Ferrule is doing: listeners, connected clients, certificates by status.
     Status(status::StatusArgs),
+    /// Follow the broker's events: registrations, connections, subscriptions, refusals.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Ca(command) => pki_cmd::run_ca(command),
         Command::Device(command) => pki_cmd::run_device(command),
         Command::Status(args) => status::run(&args),
+        Command::Events(args) => events::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
