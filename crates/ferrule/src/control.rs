@@ -327,8 +327,8 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-/// A signed client of one endpoint, as one access key. `ferrule demo` uses it too, for IAM's
-/// query protocol and Lambda as well as IoT.
+/// A signed client of the control plane: AWS IoT's rest-json (`ferrule ca register`,
+/// `ferrule status`), and for `ferrule demo` also Lambda's rest-json and IAM's query protocol.
 #[derive(Clone)]
 pub(crate) struct Client {
     endpoint: Endpoint,
@@ -337,26 +337,23 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client of `endpoint` (`http://HOST:PORT`) signing as this access key for `region`.
+    /// A client of the API at `endpoint` (`http://HOST:PORT`), with credentials and region
+    /// found as `ferrule ca register` finds them (`data_dir`'s credentials file first).
     pub(crate) fn new(
         endpoint: &str,
-        access_key_id: String,
-        secret_access_key: String,
-        region: String,
+        data_dir: Option<&Path>,
+        region_flag: Option<&str>,
     ) -> anyhow::Result<Client> {
+        let env = Env::from_process();
         Ok(Client {
             endpoint: Endpoint::parse(endpoint)?,
-            credentials: Credentials {
-                access_key_id,
-                secret_access_key,
-                session_token: None,
-            },
-            region,
+            credentials: Credentials::find(data_dir, &env)?,
+            region: region(region_flag, &env),
         })
     }
 
     /// An AWS IoT rest-json call: see [`Client::call_json`].
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,

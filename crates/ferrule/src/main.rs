@@ -6,10 +6,12 @@
 
 mod control;
 mod demo;
+mod events;
 mod functions;
 mod pki_cmd;
 mod serve;
 mod settings;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +39,10 @@ enum Command {
     /// Device certificates signed by a CA made with `ferrule ca create`.
     #[command(subcommand)]
     Device(pki_cmd::DeviceCommand),
+    /// What a running Ferrule is doing: listeners, connected clients, certificates by status.
+    Status(status::StatusArgs),
+    /// Follow the broker's events: registrations, connections, subscriptions, refusals.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +62,8 @@ fn main() -> std::process::ExitCode {
         }
         Command::Ca(command) => pki_cmd::run_ca(command),
         Command::Device(command) => pki_cmd::run_device(command),
+        Command::Status(args) => status::run(&args),
+        Command::Events(args) => events::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -286,14 +286,12 @@ async fn workflow(
     let mqtt = running
         .addr("mqtt")
         .context("the mqtt listener is not bound")?;
-    let credentials = data_dir.join("credentials");
-    let (credential, _) = ferrule_api::credentials_file::load_or_create(&credentials)
-        .with_context(|| format!("reading the admin credentials {}", credentials.display()))?;
+    // The admin credentials `serve` generated into the data dir, as `ferrule ca register
+    // --data-dir` uses them.
     let api = Api::new(Client::new(
         &format!("http://{api_addr}"),
-        credential.access_key_id,
-        credential.secret_access_key,
-        REGION.into(),
+        Some(data_dir),
+        Some(REGION),
     )?);
 
     // The CA.
