@@ -440,7 +440,7 @@ async fn workflow(
                         "Runtime": "python3.11",
                         "Role": role_arn,
                         "Handler": "lambda_function.lambda_handler",
-                        "Code": { "ZipFile": base64(&zip) },
+                        "Code": { "ZipFile": ferrule_sql::base64_encode(&zip) },
                         "Timeout": 10,
                     })),
                 )
@@ -639,28 +639,6 @@ fn handler_zip() -> anyhow::Result<Vec<u8>> {
     Ok(writer.finish().context("zipping the handler")?.into_inner())
 }
 
-/// Standard base64 with padding (Lambda's `ZipFile` blob).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// `12 ms`, or `0.4 ms` below ten.
 fn millis(d: Duration) -> String {
     if d < Duration::from_millis(10) {
@@ -679,21 +657,6 @@ fn str_field<'a>(v: &'a Value, name: &str) -> anyhow::Result<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648() {
-        for (raw, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(raw.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn the_handler_zip_holds_the_handler() {
