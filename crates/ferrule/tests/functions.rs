@@ -296,3 +296,55 @@ fn decode_base64(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn functions_survive_a_restart_and_a_warm_worker_stops_with_the_server() {
+    let (mut server, dir, aws, role) = start();
+    let zip = zip_files(dir.path(), "echo", &[("app.py", ECHO)]);
+    create_function(&aws, "kept", &zip, "app.handler", &role, 5, &[]);
+    let (_, body) = invoke(&aws, dir.path(), "kept", &json!({"n": 1}), &[]);
+    assert_eq!(body["event"], json!({"n": 1}), "{body}");
+    let code_root = server.data_dir().join("functions");
+    assert_eq!(workers_in(&code_root), 1, "one warm worker");
+    // The warm worker is a child of the server; SIGTERM must stop both, cleanly.
+    server.restart();
+    assert_eq!(workers_in(&code_root), 0, "a worker outlived its server");
+    let aws = server.aws();
+    let (answer, body) = invoke(&aws, dir.path(), "kept", &json!({"n": 2}), &[]);
+    assert!(answer.get("FunctionError").is_none(), "{answer}");
+    assert_eq!(body["event"], json!({"n": 2}), "{body}");
+    // The restarted server gives the function its own new address.
+    assert_eq!(
+        body["endpoint"],
+        format!("http://{}", server.api()),
+        "{body}"
+    );
+    let listed = aws.cli_ok("lambda", &["list-functions"]);
+    let names: Vec<&str> = listed["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| str_of(&f["FunctionName"]))
+        .collect();
+    assert_eq!(names, ["kept"], "{listed}");
+}
+
+/// Processes whose working directory is under `root` (function workers run in their code
+/// directory).
+fn workers_in(root: &Path) -> usize {
+    let Ok(root) = root.canonicalize() else {
+        return 0;
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_link(e.path().join("cwd")).ok())
+        .filter(|cwd| cwd.starts_with(&root))
+        .count()
+}
