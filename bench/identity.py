@@ -11,6 +11,8 @@ Subcommands:
                  certificate id read from stdin calls UpdateCertificate ACTIVE and AttachPolicy
                  and prints `ok ID UPDATE_US ATTACH_US` (or `error ID MESSAGE`); --workers
                  threads, each with its own client, take requests as they come.
+                 With --action revoke it calls UpdateCertificate REVOKED instead and prints
+                 `ok ID UPDATE_US 0` (bench/revocation.sh).
 
 The control plane is reached with boto3 (one persistent client, SigV4), with credentials from
 AWS_SHARED_CREDENTIALS_FILE and AWS_DEFAULT_REGION. Keys and certificates are made with the
@@ -127,6 +129,9 @@ def cmd_pki(args):
 
     devices("ec", args.ec, "ec", "ca-ec", chain=False)
     devices("rsa", args.rsa, "rsa", "ca-rsa", chain=False)
+    for spec in args.ec_set:
+        name, count = spec.split("=")
+        devices(name, int(count), "ec", "ca-ec", chain=False)
     for spec in args.jitr_set:
         name, count = spec.split("=")
         devices(name, int(count), "ec", "ca-jitr", chain=True)
@@ -169,7 +174,8 @@ def cmd_provision(args):
         print(f"{name} {ca_id}")
     iot.create_policy(policyName=args.policy, policyDocument=ALLOW_ALL)
     registered = 0
-    for subdir, ca in (("ec", "ca-ec"), ("rsa", "ca-rsa")):
+    sets = [("ec", "ca-ec"), ("rsa", "ca-rsa")] + [(name, "ca-ec") for name in args.set]
+    for subdir, ca in sets:
         ca_pem = pem_cert(load_ca(args.dir, ca)[0])
         path = os.path.join(args.dir, subdir)
         for entry in sorted(os.listdir(path)):
@@ -207,6 +213,17 @@ def cmd_operator(args):
         with out:
             print(line, flush=True)
 
+    def revoke(cert_id):
+        try:
+            c = iot()
+            t0 = time.monotonic_ns()
+            c.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+            t1 = time.monotonic_ns()
+            say(f"ok {cert_id} {(t1 - t0) // 1000} 0")
+        except Exception as e:  # reported to the bench, which counts it
+            message = " ".join(str(e).split())
+            say(f"error {cert_id} {type(e).__name__}: {message}")
+
     def activate(cert_id):
         try:
             c = iot()
@@ -229,7 +246,7 @@ def cmd_operator(args):
         for line in sys.stdin:
             cert_id = line.strip()
             if cert_id:
-                pool.submit(activate, cert_id)
+                pool.submit(revoke if args.action == "revoke" else activate, cert_id)
 
 
 def main():
@@ -240,16 +257,25 @@ def main():
     p.add_argument("--ec", type=int, default=50)
     p.add_argument("--rsa", type=int, default=50)
     p.add_argument("--jitr-set", action="append", default=[], metavar="NAME=COUNT")
+    p.add_argument(
+        "--ec-set", action="append", default=[], metavar="NAME=COUNT",
+        help="another directory of P-256 devices under ca-ec (register it with provision --set)",
+    )
     p.set_defaults(run=cmd_pki)
     p = sub.add_parser("provision")
     p.add_argument("dir")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--policy", default="bench-allow-all")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME",
+        help="also register DIR/NAME (made by pki --ec-set) under ca-ec",
+    )
     p.set_defaults(run=cmd_provision)
     p = sub.add_parser("operator")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--policy", default="bench-allow-all")
     p.add_argument("--workers", type=int, default=1, help="requests handled at the same time")
+    p.add_argument("--action", choices=["activate", "revoke"], default="activate")
     p.set_defaults(run=cmd_operator)
     args = parser.parse_args()
     args.run(args)

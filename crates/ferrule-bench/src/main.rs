@@ -3,7 +3,9 @@
 //! What it is for: measuring throughput, loss and latency of publish/subscribe (directly, or
 //! through a topic rule with JSON payloads), and the rate of connection setup, over plain TCP
 //! or TLS with client certificates, the same way for every broker; and, for AWS IoT Core's
-//! just-in-time registration, how long a new device waits for an operator to activate it. The client side is the sans-IO `ferrule-mqtt` codec over
+//! just-in-time registration, how long a new device waits for an operator to activate it; how
+//! fast a revoked certificate loses its connection; and the broker's memory per idle
+//! connection. The client side is the sans-IO `ferrule-mqtt` codec over
 //! non-blocking sockets on a single-threaded runtime by default, so it costs little CPU and
 //! leaves the rest of the machine to the broker.
 //!
@@ -21,9 +23,13 @@
 mod conn;
 mod connect;
 mod histogram;
+mod idle;
 mod jitr;
+mod procfs;
 mod pubsub;
 mod report;
+mod revoke;
+mod stats;
 mod target;
 mod tls;
 
@@ -38,8 +44,10 @@ use clap::{Args, Parser, Subcommand};
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 
 use crate::connect::ConnectPlan;
+use crate::idle::IdlePlan;
 use crate::jitr::JitrPlan;
 use crate::pubsub::{PayloadFormat, PubSubPlan, STAMP_LEN};
+use crate::revoke::RevokePlan;
 use crate::tls::TlsClient;
 
 /// Load generator for MQTT brokers on this machine (loopback only).
@@ -58,6 +66,11 @@ enum Command {
     Connect(ConnectArgs),
     /// Just-in-time registration: CONNECT -> CONNACK of new devices activated by an operator.
     Jitr(JitrArgs),
+    /// Revocation: connected mTLS devices whose certificates an operator revokes, until the
+    /// broker closes each.
+    Revoke(RevokeArgs),
+    /// Idle connections: the broker's resident memory per held connection (plain or mTLS).
+    Idle(IdleArgs),
 }
 
 /// Flags every scenario takes.
@@ -200,6 +213,54 @@ struct JitrArgs {
     operator: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Devices to connect and revoke, each with its own registered ACTIVE certificate
+    /// [default: every one in --certs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    devices: Option<u32>,
+    /// Devices connecting at the same time while setting up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// Hand every certificate to the operator at once, instead of one at a time.
+    #[arg(long)]
+    all_at_once: bool,
+    /// Milliseconds after its revocation was asked within which a device must be disconnected.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    wait_ms: u64,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The operator, after `--`: a command that prints `ready`, then for each certificate id
+    /// read from stdin revokes it and prints `ok ID UPDATE_US 0` or `error ID MSG`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    operator: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open and hold (mind `ulimit -n`, of this process and of the broker).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: u32,
+    /// Connections being set up at the same time.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// Keep alive of every CONNECT in seconds; 0 (none) or long, so nothing is sent while idle.
+    #[arg(long, default_value_t = 0)]
+    keep_alive: u16,
+    /// The broker's process id: its /proc/PID/status is read (same machine).
+    #[arg(long)]
+    broker_pid: u32,
+    /// Seconds to wait after the last CONNACK, and after closing, before reading memory.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
+    settle: u64,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
     match s {
         "3.1.1" | "311" | "4" => Ok(ProtocolVersion::V311),
@@ -321,6 +382,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 run_id,
             };
             let report = runtime(args.common.threads)?.block_on(jitr::run(plan))?;
+            (report, args.common.json)
+        }
+        Command::Revoke(args) => {
+            let tls = args
+                .tls
+                .load()?
+                .context("revoke needs --cafile and --certs (devices connect over mTLS)")?;
+            let devices = match args.devices {
+                Some(n) => n,
+                None => u32::try_from(tls.identities.len()).context("too many certificates")?,
+            };
+            let plan = RevokePlan {
+                addr: target::loopback_addr(&args.common.host, args.common.port)?,
+                protocol: args.common.protocol,
+                tls,
+                devices,
+                concurrency: args.concurrency,
+                all_at_once: args.all_at_once,
+                wait: Duration::from_millis(args.wait_ms),
+                operator: args.operator,
+                timeout: Duration::from_secs(args.common.timeout),
+                run_id,
+            };
+            let report = runtime(args.common.threads)?.block_on(revoke::run(plan))?;
+            (report, args.common.json)
+        }
+        Command::Idle(args) => {
+            let plan = IdlePlan {
+                addr: target::loopback_addr(&args.common.host, args.common.port)?,
+                protocol: args.common.protocol,
+                connections: args.connections,
+                concurrency: args.concurrency,
+                keep_alive: args.keep_alive,
+                broker_pid: args.broker_pid,
+                settle: Duration::from_secs(args.settle),
+                timeout: Duration::from_secs(args.common.timeout),
+                run_id,
+                tls: args.tls.load()?,
+            };
+            let report = runtime(args.common.threads)?.block_on(idle::run(plan))?;
             (report, args.common.json)
         }
     };

@@ -133,6 +133,17 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// How the broker ended a connection, as [`TlsConn::wait_closed`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// It sent DISCONNECT (MQTT 5 names a reason; 3.1.1 brokers only close).
+    Disconnect,
+    /// The stream ended (TCP FIN, with or without TLS close_notify).
+    Eof,
+    /// Reading failed (e.g. a reset), with why.
+    Error(String),
+}
+
 /// An MQTT connection over TLS, set up phase by phase.
 #[derive(Debug)]
 pub(crate) struct TlsConn {
@@ -217,6 +228,27 @@ impl TlsConn {
             bail!("the broker refused CONNECT: {}", ack.reason);
         }
         Ok(ack)
+    }
+
+    /// Reads until the broker ends the connection and says how: a DISCONNECT packet, the end
+    /// of the stream (with or without close_notify), or a read error. Any other packet is
+    /// skipped. Cancel safe only at the cost of losing buffered bytes: meant to be awaited once.
+    pub(crate) async fn wait_closed(&mut self) -> Closed {
+        loop {
+            match ferrule_mqtt::decode(&mut self.rbuf, self.protocol, 64 * 1024) {
+                Ok(Some(Packet::Disconnect(_))) => return Closed::Disconnect,
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => return Closed::Error(format!("malformed packet from the broker: {e}")),
+            }
+            self.rbuf.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.rbuf).await {
+                Ok(0) => return Closed::Eof,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Closed::Eof,
+                Err(e) => return Closed::Error(e.to_string()),
+            }
+        }
     }
 
     /// Sends DISCONNECT and close_notify, then closes (best effort, bounded to one second).

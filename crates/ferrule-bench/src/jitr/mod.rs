@@ -18,7 +18,7 @@
 //! devices, route events and answers until every device has its CONNACK or failed, or the
 //! deadline passes; then stop the operator and report.
 
-mod operator;
+pub(crate) mod operator;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

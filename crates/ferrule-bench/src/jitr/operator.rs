@@ -7,6 +7,9 @@
 //! - the child activates it and answers `ok ID UPDATE_US ATTACH_US` (how long each API call
 //!   took, in microseconds) or `error ID MESSAGE`.
 //!
+//! The revoke scenario speaks the same protocol to an operator that revokes instead: it
+//! answers `ok ID UPDATE_US 0` (one API call, UpdateCertificate REVOKED).
+//!
 //! Pipes are driven by two plain threads (this crate's tokio has no process support), which
 //! stamp every answer with the time its line arrived. Closing stdin asks the child to exit.
 
@@ -138,6 +141,12 @@ impl Operator {
 
     /// Asks for `certificate_id` to be activated.
     pub(crate) fn activate(&self, certificate_id: &str) -> anyhow::Result<()> {
+        self.ask(certificate_id)
+    }
+
+    /// Hands `certificate_id` to the operator for whatever it was started to do (activate it
+    /// for JITR, revoke it for the revoke scenario).
+    pub(crate) fn ask(&self, certificate_id: &str) -> anyhow::Result<()> {
         self.requests
             .as_ref()
             .and_then(|r| r.send(certificate_id.to_owned()).ok())
