@@ -373,9 +373,8 @@ pub struct ClientIdentity {
     pub not_before: i64,
     /// End of validity, Unix seconds.
     pub not_after: i64,
-    /// The certificate in PEM, for just-in-time registration.
-    pub pem: String,
-    /// The whole parsed certificate: registration and policy variables need more of it.
+    /// The whole parsed certificate (its PEM, for just-in-time registration, among the rest):
+    /// registration and policy variables need more of it.
     pub certificate: Arc<ParsedCertificate>,
 }
 
@@ -391,7 +390,6 @@ impl ClientIdentity {
             issuer: cert.issuer.clone(),
             not_before: cert.not_before_unix,
             not_after: cert.not_after_unix,
-            pem: cert.pem.clone(),
             certificate: Arc::new(cert),
         }
     }
