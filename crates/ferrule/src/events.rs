@@ -6,19 +6,15 @@
 //! its data dir's `listeners.toml` (or `--host`/`--port`): `$aws/events/#` and
 //! `$ferrule/events/#`. Under an `anonymous_policy`, that policy must allow subscribing to them.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::BytesMut;
 use clap::Args;
-use ferrule_mqtt::{
-    Connect, Packet, Properties, ProtocolVersion, PubResp, QoS, Subscribe, Subscription,
-    TopicFilter, decode, encode,
-};
 use serde_json::Value;
+
+use crate::mqtt_client;
 
 /// `ferrule events`.
 #[derive(Debug, Args)]
@@ -46,103 +42,54 @@ pub(crate) struct EventsArgs {
 
 /// The topics followed.
 const TOPICS: [&str; 2] = ["$aws/events/#", "$ferrule/events/#"];
-/// Largest packet accepted from the broker.
-const MAX_PACKET: u32 = 1024 * 1024;
 
 pub(crate) fn run(args: &EventsArgs) -> anyhow::Result<()> {
     let port = match args.port {
         Some(port) => port,
         None => plain_port(args)?,
     };
-    let stream = TcpStream::connect((args.host.as_str(), port))
-        .with_context(|| format!("connecting to the MQTT listener at {}:{port}", args.host))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(90)))
-        .context("setting a read timeout")?;
-    let mut conn = Conn {
-        stream,
-        buf: BytesMut::with_capacity(8192),
-    };
+    let addr = (args.host.as_str(), port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {}:{port}", args.host))?
+        .next()
+        .with_context(|| format!("{} has no address", args.host))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(follow(args, addr))
+}
+
+async fn follow(args: &EventsArgs, addr: SocketAddr) -> anyhow::Result<()> {
+    let mut conn = mqtt_client::tcp(addr).await?;
     let client_id = format!("ferrule-events-{}", std::process::id());
-    conn.send(&Packet::Connect(Connect {
-        protocol: ProtocolVersion::V311,
-        clean_start: true,
-        keep_alive: 60,
-        client_id: client_id.clone(),
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    }))?;
-    match conn.next()? {
-        Packet::ConnAck(ack) if !ack.reason.is_error() => {}
-        Packet::ConnAck(ack) => bail!("the broker refused the connection: {:?}", ack.reason),
-        other => bail!("expected CONNACK, got {other:?}"),
-    }
-    let mut filters = Vec::new();
-    for topic in TOPICS {
-        let filter =
-            TopicFilter::new(topic).map_err(|e| anyhow::anyhow!("topic filter {topic}: {e}"))?;
-        filters.push(Subscription::new(filter, QoS::AtLeastOnce));
-    }
-    conn.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        filters,
-        properties: Properties::default(),
-    }))?;
-    loop {
-        match conn.next()? {
-            Packet::SubAck(ack) => {
-                if let Some((topic, _)) = TOPICS
-                    .iter()
-                    .zip(&ack.reasons)
-                    .find(|(_, reason)| reason.is_error())
-                {
-                    bail!(
-                        "the broker refused the subscription to {topic}: the anonymous policy \
-                         must allow iot:Subscribe on it"
-                    );
-                }
-                break;
-            }
-            Packet::Publish(_) => {}
-            other => bail!("expected SUBACK, got {other:?}"),
-        }
-    }
+    conn.connect(&client_id).await?;
+    conn.subscribe(&TOPICS).await.context(
+        "under an anonymous policy, that policy must allow iot:Subscribe on these topics",
+    )?;
     eprintln!(
-        "following {} on {}:{port} (Ctrl-C to stop)",
-        TOPICS.join(" and "),
-        args.host
+        "following {} on {addr} (Ctrl-C to stop)",
+        TOPICS.join(" and ")
     );
     let mut seen = 0u64;
     let mut out = std::io::stdout().lock();
     while args.count.is_none_or(|n| seen < n) {
-        match conn.next()? {
-            Packet::Publish(p) => {
-                if let Some(id) = p.packet_id {
-                    conn.send(&Packet::PubAck(PubResp::new(id)))?;
-                }
-                let topic = p.topic.as_ref().map(|t| t.as_str()).unwrap_or_default();
-                // Our own connection's and subscription's events are not news.
-                if topic.starts_with("$aws/events/")
-                    && topic.rsplit('/').next() == Some(client_id.as_str())
-                {
-                    continue;
-                }
-                let line = if args.json {
-                    format!("{topic} {}", String::from_utf8_lossy(&p.payload))
-                } else {
-                    describe(topic, &p.payload)
-                };
-                writeln!(out, "{line}").context("writing to stdout")?;
-                out.flush().context("writing to stdout")?;
-                seen += 1;
-            }
-            Packet::PingResp => {}
-            other => bail!("unexpected packet from the broker: {other:?}"),
+        let (topic, payload) = conn.next_message().await?;
+        // Our own connection's and subscription's events are not news.
+        if topic.starts_with("$aws/events/") && topic.rsplit('/').next() == Some(client_id.as_str())
+        {
+            continue;
         }
+        let line = if args.json {
+            format!("{topic} {}", String::from_utf8_lossy(&payload))
+        } else {
+            describe(&topic, &payload)
+        };
+        writeln!(out, "{line}").context("writing to stdout")?;
+        out.flush().context("writing to stdout")?;
+        seen += 1;
     }
-    let _ = conn.send(&Packet::Disconnect(ferrule_mqtt::Disconnect::default()));
+    conn.disconnect().await;
     Ok(())
 }
 
@@ -243,46 +190,6 @@ fn clock(ms: i64) -> String {
         day_ms / 1000 % 60,
         day_ms % 1000
     )
-}
-
-/// A blocking MQTT connection.
-struct Conn {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Conn {
-    fn send(&mut self, packet: &Packet) -> anyhow::Result<()> {
-        let mut out = BytesMut::new();
-        encode(packet, ProtocolVersion::V311, &mut out)
-            .map_err(|e| anyhow::anyhow!("encoding {packet:?}: {e}"))?;
-        self.stream.write_all(&out).context("writing to the broker")
-    }
-
-    /// The next packet; a ping every read timeout keeps the connection alive.
-    fn next(&mut self) -> anyhow::Result<Packet> {
-        loop {
-            if let Some(packet) = decode(&mut self.buf, ProtocolVersion::V311, MAX_PACKET)
-                .map_err(|e| anyhow::anyhow!("the broker sent a malformed packet: {e}"))?
-            {
-                return Ok(packet);
-            }
-            let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => bail!("the broker closed the connection"),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    self.send(&Packet::PingReq)?;
-                }
-                Err(e) => return Err(e).context("reading from the broker"),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

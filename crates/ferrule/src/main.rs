@@ -8,6 +8,7 @@ mod control;
 mod demo;
 mod events;
 mod functions;
+mod mqtt_client;
 mod pki_cmd;
 mod serve;
 mod settings;

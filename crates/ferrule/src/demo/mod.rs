@@ -14,7 +14,6 @@
 //! run with a non-zero exit. The data dir is removed at the end unless `--keep` is given.
 
 mod api;
-mod mqtt;
 
 use std::future::Future;
 use std::io::Write;
@@ -27,6 +26,7 @@ use serde_json::{Value, json};
 
 use self::api::{Api, percent_encode};
 use crate::control::{Client, xml_text};
+use crate::mqtt_client as mqtt;
 use crate::pki_cmd::{KeyKind, LoadedCa, create_ca};
 use crate::serve::{self, Running};
 use crate::settings::{JitrMode, ServeArgs, Settings};
@@ -510,7 +510,7 @@ async fn workflow(
         .run(QUICK, async {
             let mut sub = mqtt::tcp(mqtt).await?;
             sub.connect("demo-subscriber").await?;
-            sub.subscribe("devices/#").await?;
+            sub.subscribe(&["devices/#"]).await?;
             Ok((sub, format!("demo-subscriber on {mqtt}, granted QoS 1")))
         })
         .await?;

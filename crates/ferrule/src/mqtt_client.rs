@@ -1,6 +1,6 @@
-//! The demo's two MQTT clients, over the `ferrule-mqtt` codec: the subscriber on the plain
-//! listener, and the device on MQTT over TLS presenting its certificate chain (device
-//! certificate, then its CA), as JITR devices do.
+//! A small MQTT 3.1.1 client over the `ferrule-mqtt` codec, for the command line: plain TCP
+//! (`ferrule events`, the demo's subscriber) or TLS presenting a device certificate chain
+//! (device certificate, then its CA), as JITR devices do (the demo's device).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 /// Largest packet accepted from the broker.
 const MAX_PACKET: u32 = 1024 * 1024;
 
-/// Keep alive of both clients, in seconds: longer than the demo runs.
+/// Keep alive, in seconds. A client waiting for messages pings at half of it.
 const KEEP_ALIVE: u16 = 60;
 
 /// One MQTT 3.1.1 connection over any byte stream.
@@ -115,21 +115,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         Ok(ack)
     }
 
-    /// Subscribes to `filter` at QoS 1 and waits for SUBACK; a refused filter is an error.
-    pub(crate) async fn subscribe(&mut self, filter: &str) -> anyhow::Result<SubAck> {
-        let filter = TopicFilter::new(filter).map_err(|e| anyhow!("topic filter {filter}: {e}"))?;
+    /// Subscribes to `filters` at QoS 1 in one SUBSCRIBE and waits for SUBACK; a refused
+    /// filter is an error naming it.
+    pub(crate) async fn subscribe(&mut self, filters: &[&str]) -> anyhow::Result<SubAck> {
+        let mut subscriptions = Vec::with_capacity(filters.len());
+        for filter in filters {
+            let parsed =
+                TopicFilter::new(filter).map_err(|e| anyhow!("topic filter {filter}: {e}"))?;
+            subscriptions.push(Subscription::new(parsed, QoS::AtLeastOnce));
+        }
         self.send(&Packet::Subscribe(Subscribe {
             packet_id: 1,
-            filters: vec![Subscription::new(filter, QoS::AtLeastOnce)],
+            filters: subscriptions,
             properties: Properties::default(),
         }))
         .await?;
-        let ack = match self.recv().await.context("waiting for SUBACK")? {
-            Packet::SubAck(ack) => ack,
-            other => bail!("expected SUBACK, got {}", other.kind()),
+        let ack = loop {
+            match self.recv().await.context("waiting for SUBACK")? {
+                Packet::SubAck(ack) => break ack,
+                // Retained messages may come before the SUBACK; they are not what we wait for.
+                Packet::Publish(_) => {}
+                other => bail!("expected SUBACK, got {}", other.kind()),
+            }
         };
-        if ack.reasons.iter().any(|r| r.is_error()) {
-            bail!("the broker refused the subscription: {:?}", ack.reasons);
+        if let Some((filter, reason)) = filters
+            .iter()
+            .zip(&ack.reasons)
+            .find(|(_, reason)| reason.is_error())
+        {
+            bail!("the broker refused the subscription to {filter}: {reason}");
         }
         Ok(ack)
     }
@@ -161,10 +175,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    /// Waits for the next PUBLISH (acknowledging it at QoS 1): its topic and payload.
+    /// Waits for the next PUBLISH (acknowledging it at QoS 1): its topic and payload. While
+    /// nothing arrives it pings the broker, so it can wait indefinitely.
     pub(crate) async fn next_message(&mut self) -> anyhow::Result<(String, Bytes)> {
+        let ping_every = std::time::Duration::from_secs(u64::from(KEEP_ALIVE / 2));
         loop {
-            match self.recv().await.context("waiting for a message")? {
+            // `recv` only appends to the read buffer, so giving up on it loses nothing.
+            let Ok(packet) = tokio::time::timeout(ping_every, self.recv()).await else {
+                self.send(&Packet::PingReq).await?;
+                continue;
+            };
+            match packet.context("waiting for a message")? {
                 Packet::Publish(p) => {
                     if let Some(id) = p.packet_id {
                         self.send(&Packet::PubAck(PubResp::new(id))).await?;
