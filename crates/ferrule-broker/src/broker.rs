@@ -357,6 +357,12 @@ impl BrokerInner {
 
     /// Publishes a message: stores it as the topic's retained message if flagged so, then routes
     /// it. Returns how many sessions received it.
+    /// Whether a message on `topic` would reach anyone: a subscription or a topic rule. The
+    /// broker's own events are only built when one would.
+    pub(crate) fn has_audience(&self, topic: &str) -> bool {
+        self.rules.get().is_some_and(|r| r.listens_to(topic)) || read(&self.subs).has_match(topic)
+    }
+
     pub(crate) fn publish(&self, msg: &Arc<Message>) -> usize {
         self.publish_from(msg, &mut Vec::new())
     }

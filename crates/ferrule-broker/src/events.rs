@@ -20,7 +20,13 @@ use crate::transport::ConnInfo;
 /// Where every refused connection is announced.
 pub(crate) const REJECTED_TOPIC: &str = "$ferrule/events/connections/rejected";
 
-fn publish(broker: &BrokerInner, topic: &str, body: &Value) {
+/// Publishes the event `body` makes on `topic`, if anyone would receive it (a subscriber or a
+/// topic rule): connections come and go by the thousand, and most events have no audience.
+fn publish(broker: &BrokerInner, topic: &str, body: impl FnOnce() -> Value) {
+    if !broker.has_audience(topic) {
+        return;
+    }
+    let body = body();
     let Ok(topic) = TopicName::new(topic) else {
         tracing::debug!(topic, "no event: not a valid topic name");
         return;
@@ -54,18 +60,19 @@ pub(crate) fn certificate_registered(
     } else {
         Value::String(record.created_ms.to_string())
     };
-    let body = json!({
-        "certificateId": record.id,
-        "caCertificateId": ca_id,
-        "timestamp": now_ms(),
-        "certificateStatus": record.status.as_str(),
-        "awsAccountId": auth.settings.account_id,
-        "certificateRegistrationTimestamp": registered,
-    });
     publish(
         broker,
         &format!("$aws/events/certificates/registered/{ca_id}"),
-        &body,
+        || {
+            json!({
+                "certificateId": record.id,
+                "caCertificateId": ca_id,
+                "timestamp": now_ms(),
+                "certificateStatus": record.status.as_str(),
+                "awsAccountId": auth.settings.account_id,
+                "certificateRegistrationTimestamp": registered,
+            })
+        },
     );
 }
 
@@ -121,23 +128,24 @@ pub(crate) fn connection_rejected(
         "connection rejected: {message}"
     );
     metrics::counter!("ferrule_connections_rejected_total", "reason" => reason).increment(1);
-    let body = json!({
-        "eventType": "rejected",
-        "timestamp": now_ms(),
-        "reason": reason,
-        "message": message,
-        "listener": info.listener.as_str(),
-        "sourceIp": info.peer.ip().to_string(),
-        "sourcePort": info.peer.port(),
-        "clientId": client_id,
-        "certificateId": cert.id,
-        "caCertificateId": cert.ca_id,
-        "subject": cert.subject,
-        "issuer": cert.issuer,
-        "notBefore": cert.not_before.map(iso8601),
-        "notAfter": cert.not_after.map(iso8601),
+    publish(broker, REJECTED_TOPIC, || {
+        json!({
+            "eventType": "rejected",
+            "timestamp": now_ms(),
+            "reason": reason,
+            "message": message,
+            "listener": info.listener.as_str(),
+            "sourceIp": info.peer.ip().to_string(),
+            "sourcePort": info.peer.port(),
+            "clientId": client_id,
+            "certificateId": cert.id,
+            "caCertificateId": cert.ca_id,
+            "subject": cert.subject,
+            "issuer": cert.issuer,
+            "notBefore": cert.not_before.map(iso8601),
+            "notAfter": cert.not_after.map(iso8601),
+        })
     });
-    publish(broker, REJECTED_TOPIC, &body);
 }
 
 /// Who a lifecycle event is about.
@@ -161,16 +169,17 @@ impl Lifecycle<'_> {
         let Some(topic) = self.topic("presence/connected") else {
             return;
         };
-        let body = json!({
-            "clientId": self.client_id,
-            "timestamp": now_ms(),
-            "eventType": "connected",
-            "sessionIdentifier": self.session_identifier,
-            "principalIdentifier": self.principal,
-            "ipAddress": info.peer.ip().to_string(),
-            "versionNumber": self.version,
+        publish(broker, &topic, || {
+            json!({
+                "clientId": self.client_id,
+                "timestamp": now_ms(),
+                "eventType": "connected",
+                "sessionIdentifier": self.session_identifier,
+                "principalIdentifier": self.principal,
+                "ipAddress": info.peer.ip().to_string(),
+                "versionNumber": self.version,
+            })
         });
-        publish(broker, &topic, &body);
     }
 
     /// `$aws/events/presence/disconnected/{clientId}`.
@@ -183,17 +192,18 @@ impl Lifecycle<'_> {
         let Some(topic) = self.topic("presence/disconnected") else {
             return;
         };
-        let body = json!({
-            "clientId": self.client_id,
-            "timestamp": now_ms(),
-            "eventType": "disconnected",
-            "sessionIdentifier": self.session_identifier,
-            "principalIdentifier": self.principal,
-            "clientInitiatedDisconnect": client_initiated,
-            "disconnectReason": reason,
-            "versionNumber": self.version,
+        publish(broker, &topic, || {
+            json!({
+                "clientId": self.client_id,
+                "timestamp": now_ms(),
+                "eventType": "disconnected",
+                "sessionIdentifier": self.session_identifier,
+                "principalIdentifier": self.principal,
+                "clientInitiatedDisconnect": client_initiated,
+                "disconnectReason": reason,
+                "versionNumber": self.version,
+            })
         });
-        publish(broker, &topic, &body);
     }
 
     /// `$aws/events/subscriptions/subscribed|unsubscribed/{clientId}`.
@@ -209,15 +219,16 @@ impl Lifecycle<'_> {
         let Some(topic) = self.topic(&format!("subscriptions/{kind}")) else {
             return;
         };
-        let body = json!({
-            "clientId": self.client_id,
-            "timestamp": now_ms(),
-            "eventType": kind,
-            "sessionIdentifier": self.session_identifier,
-            "principalIdentifier": self.principal,
-            "topics": topics,
+        publish(broker, &topic, || {
+            json!({
+                "clientId": self.client_id,
+                "timestamp": now_ms(),
+                "eventType": kind,
+                "sessionIdentifier": self.session_identifier,
+                "principalIdentifier": self.principal,
+                "topics": topics,
+            })
         });
-        publish(broker, &topic, &body);
     }
 }
 

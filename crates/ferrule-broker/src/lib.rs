@@ -81,8 +81,8 @@ pub struct ListenerSpec {
     /// Where it listens; port 0 picks a free port (see the address [`Broker::listen`] returns).
     pub addr: SocketAddr,
     /// TLS settings for `Mqtts` and `Wss`. The server config's client-certificate verifier
-    /// decides which client certificates complete the handshake; what a client presented is
-    /// passed on in [`ConnInfo::peer_certificates`].
+    /// decides which client certificates complete the handshake; who the client is, when the
+    /// verifier is the registry's, is passed on in [`ConnInfo::identity`].
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -285,7 +285,14 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
         tokio::spawn(async move {
             let _slot = slot;
             let timeout = broker.config.connect_timeout;
-            match tokio::time::timeout(timeout, establish(&broker, &spec, tcp, peer)).await {
+            // Boxed, and awaited in its own statement (a match would keep it to the end of
+            // the match): the handshake's state is freed once it is done.
+            let established = Box::pin(tokio::time::timeout(
+                timeout,
+                establish(&broker, &spec, tcp, peer),
+            ))
+            .await;
+            match established {
                 Ok(Ok((transport, info))) => {
                     connection::serve(broker, transport, info, over_limit).await
                 }
@@ -314,7 +321,6 @@ async fn establish(
     let mut info = ConnInfo {
         peer,
         listener: spec.kind,
-        peer_certificates: None,
         tls_version: None,
         identity: None,
     };
@@ -330,9 +336,6 @@ async fn establish(
                 }
             };
             let (_, conn) = tls.get_ref();
-            info.peer_certificates = conn
-                .peer_certificates()
-                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
             info.tls_version = conn.protocol_version().and_then(|v| v.as_str());
             if let Some(client_auth::HandshakeOutcome::Accepted(identity)) = outcome {
                 info.identity = Some(identity);

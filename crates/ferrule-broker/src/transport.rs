@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,8 +60,6 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The listener it came in on.
     pub listener: ListenerKind,
-    /// The certificate chain the client presented during the TLS handshake, as sent.
-    pub peer_certificates: Option<Vec<CertificateDer<'static>>>,
     /// The negotiated TLS version, for logs.
     pub tls_version: Option<&'static str>,
     /// Who the client certificate identifies, when the listener's verifier is the registry's
@@ -107,6 +104,34 @@ impl Transport {
                 }
             },
         }
+    }
+
+    /// Reads like [`Transport::read`], but holds no buffer memory while there is nothing to
+    /// read: when a poll finds nothing, an empty `rbuf` and an empty `wbuf` give their memory
+    /// back, and `rbuf` gets `capacity` bytes again when the client sends something. Busy
+    /// connections, whose reads find bytes waiting, keep their buffers. Cancel-safe.
+    pub(crate) fn read_or_release<'a>(
+        &'a mut self,
+        rbuf: &'a mut BytesMut,
+        wbuf: &'a mut BytesMut,
+        capacity: usize,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        std::future::poll_fn(move |cx| {
+            if rbuf.capacity() == 0 {
+                rbuf.reserve(capacity);
+            }
+            // `read` is cancel-safe, so a fresh one per poll loses nothing.
+            let polled = std::pin::pin!(self.read(rbuf)).poll(cx);
+            if polled.is_pending() {
+                if rbuf.is_empty() {
+                    *rbuf = BytesMut::new();
+                }
+                if wbuf.is_empty() {
+                    *wbuf = BytesMut::new();
+                }
+            }
+            polled
+        })
     }
 
     /// Writes all of `buf` and leaves it empty.

@@ -49,9 +49,6 @@ impl fmt::Display for KeyType {
 pub struct ParsedCertificate {
     /// The DER encoding, exactly as given.
     pub der: Vec<u8>,
-    /// This certificate alone, re-encoded as canonical PEM (64-character lines, `\n` line
-    /// ends, a final newline): what DescribeCertificate returns.
-    pub pem: String,
     /// The SHA-256 of `der`.
     pub id: CertificateId,
     /// The subject as an RFC 4514 string, most specific attribute first, for example
@@ -104,6 +101,13 @@ pub struct ParsedCertificate {
 }
 
 impl ParsedCertificate {
+    /// This certificate alone, re-encoded as canonical PEM (64-character lines, `\n` line
+    /// ends, a final newline): what DescribeCertificate returns. Made on demand: a connected
+    /// device's certificate is kept as DER only.
+    pub fn pem(&self) -> String {
+        crate::pem::encode("CERTIFICATE", &self.der)
+    }
+
     /// Whether `now_unix` lies within notBefore..=notAfter.
     pub fn is_valid_at(&self, now_unix: i64) -> bool {
         self.not_before_unix <= now_unix && now_unix <= self.not_after_unix
@@ -162,7 +166,6 @@ pub(crate) fn parse_der(der: &[u8], what: &str) -> Result<ParsedCertificate, Pki
     };
     Ok(ParsedCertificate {
         der: der.to_vec(),
-        pem: crate::pem::encode("CERTIFICATE", der),
         id: CertificateId::of_der(der),
         subject: name::rfc4514(&tbs.subject),
         subject_der: tbs.subject.as_raw().to_vec(),

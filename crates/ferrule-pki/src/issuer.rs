@@ -184,7 +184,7 @@ impl Issuer {
                 key: csr.key_type.clone(),
             });
         }
-        Ok(issued.pem)
+        Ok(issued.pem())
     }
 
     /// Generates an RSA-2048 key pair and issues a certificate for it, as

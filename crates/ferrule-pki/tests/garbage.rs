@@ -140,7 +140,9 @@ fn every_truncation_of_a_certificate_is_an_error() {
     let err = parse_certificate_der(&der[..der.len() / 2]).expect_err("half");
     assert!(err.to_string().contains("truncated"), "{err}");
     // And a truncated PEM body.
-    let pem = ferrule_pki::parse_certificate_der(&der).expect("whole").pem;
+    let pem = ferrule_pki::parse_certificate_der(&der)
+        .expect("whole")
+        .pem();
     let lines: Vec<&str> = pem.lines().collect();
     let cut = format!(
         "{}\n{}\n",

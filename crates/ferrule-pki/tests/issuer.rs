@@ -134,7 +134,7 @@ fn openssl_csrs_get_certificates_openssl_verifies() {
         assert_openssl_verifies(&dir, &out);
 
         let cert = parse_certificate_pem(&pem).expect("issued");
-        assert_eq!(cert.pem, pem);
+        assert_eq!(cert.pem(), pem);
         assert_eq!(cert.subject, csr.subject);
         assert_eq!(cert.spki_der, csr.spki_der);
         assert_eq!(cert.key_type, key_type);

@@ -1,6 +1,7 @@
 //! Evaluation: explicit Deny wins, then any Allow, else the implicit deny.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::document::{Effect, Policy, Statement};
 
@@ -20,12 +21,24 @@ const AVAILABLE_KEYS: &str = "iot:Certificate.AvailableKeys";
 
 /// Values of policy variables and condition keys for one connection: `iot:ClientId`,
 /// `iot:Connection.Thing.ThingName`, `iot:Certificate.Subject.CommonName`, `aws:SourceIp`, ...
+///
+/// A context can sit over a shared base ([`Context::over`]): keys it does not set itself are
+/// read from the base, so many contexts that differ in a few keys share the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     values: HashMap<String, Vec<String>>,
+    base: Option<Arc<Context>>,
 }
 
 impl Context {
+    /// An empty context over `base`: it reads as `base` until keys are set or removed.
+    pub fn over(base: Arc<Context>) -> Context {
+        Context {
+            values: HashMap::new(),
+            base: Some(base),
+        }
+    }
+
     /// Sets a single-valued key.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.values.insert(key.into(), vec![value.into()]);
@@ -63,22 +76,32 @@ impl Context {
         }
     }
 
-    /// Removes a key.
+    /// Removes a key (from this context's view; the base is shared and stays as it is).
     pub fn remove(&mut self, key: &str) {
-        self.values.remove(key);
+        if self
+            .base
+            .as_ref()
+            .is_some_and(|b| !b.values(key).is_empty())
+        {
+            // No values reads as unset.
+            self.values.insert(key.to_owned(), Vec::new());
+        } else {
+            self.values.remove(key);
+        }
     }
 
     /// The first value of a key.
     pub fn first(&self, key: &str) -> Option<&str> {
-        self.values
-            .get(key)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.values(key).first().map(String::as_str)
     }
 
     /// All values of a key; empty when unset.
     pub fn values(&self, key: &str) -> &[String] {
-        self.values.get(key).map_or(&[], Vec::as_slice)
+        match (self.values.get(key), &self.base) {
+            (Some(v), _) => v,
+            (None, Some(base)) => base.values(key),
+            (None, None) => &[],
+        }
     }
 }
 

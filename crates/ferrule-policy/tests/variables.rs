@@ -698,3 +698,34 @@ fn plus_and_hash_are_literal_in_topicfilter_resources() {
         &ctx
     ));
 }
+
+/// A context over a shared base reads the base's keys, its own keys over them, and a removed
+/// key as unset, without changing the base.
+#[test]
+fn a_context_over_a_base_shares_and_shadows_it() {
+    let mut base = Context::default();
+    base.set("iot:ClientId", "dev-1");
+    base.set("aws:SourceIp", "127.0.0.1");
+    base.set_multi("iot:ConnectAttributes", ["PersistentConnect", "LastWill"]);
+    let base = std::sync::Arc::new(base);
+    let mut ctx = Context::over(base.clone());
+    ctx.set("iot:Connection.Thing.ThingName", "dev-1");
+    ctx.set("aws:SourceIp", "10.0.0.1");
+    ctx.remove("iot:ConnectAttributes");
+    assert_eq!(ctx.first("iot:ClientId"), Some("dev-1"));
+    assert_eq!(ctx.first("iot:Connection.Thing.ThingName"), Some("dev-1"));
+    assert_eq!(ctx.first("aws:SourceIp"), Some("10.0.0.1"));
+    assert!(ctx.values("iot:ConnectAttributes").is_empty());
+    assert_eq!(base.first("aws:SourceIp"), Some("127.0.0.1"));
+    assert_eq!(base.values("iot:ConnectAttributes").len(), 2);
+    assert_eq!(base.first("iot:Connection.Thing.ThingName"), None);
+    // Policies read through the layers: the thing name comes from the top, the client id
+    // from the base.
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect",
+        "Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}",
+        "Condition":{"StringEquals":{"iot:ClientId":"dev-1"}}}"#,
+    );
+    assert!(allows(&p, "iot:Connect", "client/dev-1", &ctx));
+    assert!(!allows(&p, "iot:Connect", "client/dev-1", &base));
+}

@@ -99,7 +99,7 @@ impl Auth {
         connect: &Connect,
         client_gone: watch::Receiver<bool>,
     ) -> Result<Arc<Grant>, Rejection> {
-        let base = base_context(info, client_id, connect);
+        let base = Arc::new(base_context(info, client_id, connect));
         let grant = match &info.identity {
             Some(identity) => {
                 self.admit_certificate(broker, identity, client_id, base, client_gone)
@@ -107,12 +107,13 @@ impl Auth {
             }
             None => {
                 let policies = self.anonymous.load_full();
+                let ctx = Context::over(base.clone());
                 let grant = Arc::new(Grant::new(
                     Principal::Anonymous,
                     client_id.clone(),
-                    base.clone(),
-                    policies,
                     base,
+                    policies,
+                    ctx,
                 ));
                 self.track(&grant);
                 grant
@@ -137,7 +138,7 @@ impl Auth {
         broker: &BrokerInner,
         identity: &ClientIdentity,
         client_id: &Arc<str>,
-        base: Context,
+        base: Arc<Context>,
         mut client_gone: watch::Receiver<bool>,
     ) -> Result<Arc<Grant>, Rejection> {
         let registry = &self.settings.registry;
@@ -291,7 +292,7 @@ impl Auth {
         let cert = &identity.certificate;
         let record = CertRecord {
             id: id.clone(),
-            pem: cert.pem.clone(),
+            pem: cert.pem().clone(),
             ca_id: Some(ca_id.clone()),
             issuer_der: cert.issuer_der.clone(),
             status: CertificateStatus::PendingActivation,
@@ -323,7 +324,7 @@ impl Auth {
         id: &str,
         arn: &str,
         client_id: &Arc<str>,
-        base: Context,
+        base: Arc<Context>,
         fresh: bool,
     ) -> Result<Arc<Grant>, Rejection> {
         let (policies, ctx) = self
@@ -350,7 +351,7 @@ impl Auth {
         &self,
         arn: &str,
         client_id: &str,
-        base: &Context,
+        base: &Arc<Context>,
         fresh: bool,
     ) -> Result<(Arc<PolicySet>, Context), RegistryError> {
         let registry = &self.settings.registry;
@@ -378,7 +379,7 @@ impl Auth {
                 names
             }
         };
-        let mut ctx = base.clone();
+        let mut ctx = Context::over(base.clone());
         let thing = match things.iter().any(|t| t == client_id) {
             true => registry.get_thing(client_id).await?,
             false => None,

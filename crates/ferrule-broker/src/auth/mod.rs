@@ -160,8 +160,8 @@ pub(crate) struct Grant {
     pub(crate) principal: Principal,
     pub(crate) client_id: Arc<str>,
     /// Variables that do not change while connected: client id, source address, certificate
-    /// fields, connect attributes. Thing variables are added on each load.
-    base: Context,
+    /// fields, connect attributes. Thing variables are added over it on each load.
+    base: Arc<Context>,
     state: Mutex<GrantState>,
     version: AtomicU64,
     /// Notified after every change of this grant.
@@ -172,7 +172,7 @@ impl Grant {
     fn new(
         principal: Principal,
         client_id: Arc<str>,
-        base: Context,
+        base: Arc<Context>,
         policies: Arc<PolicySet>,
         ctx: Context,
     ) -> Grant {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ferrule_policy::Context;
 use ferrule_store::{CertificateStatus, RegistryChange};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
@@ -115,7 +116,10 @@ async fn reload(auth: &Auth, grant: &Arc<Grant>) {
             auth.load_certificate_policies(arn, &grant.client_id, &grant.base, false)
                 .await
         }
-        Principal::Anonymous => Ok((auth.anonymous.load_full(), grant.base.clone())),
+        Principal::Anonymous => Ok((
+            auth.anonymous.load_full(),
+            Context::over(grant.base.clone()),
+        )),
     };
     let (policies, ctx) = match loaded {
         Ok(l) => l,

@@ -222,7 +222,7 @@ impl Conn {
             kick: Some(outcome.kick),
             wake: outcome.wake,
             keep_alive,
-            will: connect.will,
+            will: connect.will.map(Box::new),
             window,
             client_max_packet,
             topic_aliases: HashMap::new(),

@@ -41,6 +41,10 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// Most bytes read from a client while its CONNECT is being decided; reading pauses beyond.
 const PRE_CONNACK_BUFFER: usize = 64 * 1024;
 
+/// Room made in the read buffer for each read from the client. An idle connection holds no
+/// read buffer at all (see [`Transport::read_or_release`]).
+const READ_CAPACITY: usize = 4096;
+
 /// Why a connection ended.
 #[derive(Debug)]
 enum End {
@@ -143,16 +147,38 @@ impl End {
 }
 
 /// Serves one client from its first byte to its last.
+///
+/// The phases before and after the packet loop (CONNECT, the admission, the goodbye) are boxed:
+/// the task's own future then holds only what a connection needs while it waits for its
+/// client, which is most of its life (memory per idle connection).
 pub(crate) async fn serve(
     broker: Arc<BrokerInner>,
     mut transport: Transport,
     info: ConnInfo,
     over_limit: bool,
 ) {
-    let mut rbuf = BytesMut::with_capacity(4096);
+    let Some((mut conn, rbuf, wbuf)) =
+        Box::pin(open(broker, &mut transport, info, over_limit)).await
+    else {
+        return;
+    };
+    let end = conn.run(&mut transport, rbuf, wbuf).await;
+    Box::pin(conn.finish(&mut transport, end)).await;
+}
+
+/// From the first byte to CONNACK: reads CONNECT and decides it. Returns the accepted
+/// connection with its read buffer (bytes the client sent after CONNECT) and its write buffer
+/// (the CONNACK); `None` when the connection was refused or lost, and is closed.
+async fn open(
+    broker: Arc<BrokerInner>,
+    transport: &mut Transport,
+    info: ConnInfo,
+    over_limit: bool,
+) -> Option<(Conn, BytesMut, BytesMut)> {
+    let mut rbuf = BytesMut::with_capacity(READ_CAPACITY);
     let mut shutdown = broker.shutdown.subscribe();
     let connect = tokio::select! {
-        c = connect::read_connect(&broker, &mut transport, &mut rbuf) => c,
+        c = connect::read_connect(&broker, transport, &mut rbuf) => c,
         _ = shutdown.wait_for(|down| *down) => Err("the broker is shutting down".to_owned()),
     };
     let connect = match connect {
@@ -161,7 +187,7 @@ pub(crate) async fn serve(
             tracing::info!(peer = %info.peer, listener = %info.listener, reason = %why, "connection closed before CONNECT");
             connection_closed("no_connect");
             let _ = tokio::time::timeout(GOODBYE, transport.close()).await;
-            return;
+            return None;
         }
     };
     let protocol = connect.protocol;
@@ -171,8 +197,8 @@ pub(crate) async fn serve(
         .map_or(usize::MAX, |m| m as usize);
     if let Some(connack) = connect::refusal(&broker, &info, &connect, over_limit) {
         connection_closed("connect_refused");
-        refuse(&mut transport, Some(connack), protocol, max).await;
-        return;
+        refuse(transport, Some(connack), protocol, max).await;
+        return None;
     }
     let client_id = connect::client_id(&connect);
     let grant = match broker.auth().cloned() {
@@ -216,8 +242,8 @@ pub(crate) async fn serve(
                             ..Properties::default()
                         },
                     });
-                    refuse(&mut transport, connack, protocol, max).await;
-                    return;
+                    refuse(transport, connack, protocol, max).await;
+                    return None;
                 }
                 None => {
                     connection_closed("server_shutting_down");
@@ -226,16 +252,15 @@ pub(crate) async fn serve(
                         reason: ReasonCode::SERVER_SHUTTING_DOWN,
                         properties: Properties::default(),
                     };
-                    refuse(&mut transport, Some(connack), protocol, max).await;
-                    return;
+                    refuse(transport, Some(connack), protocol, max).await;
+                    return None;
                 }
             }
         }
     };
-    let mut wbuf = BytesMut::with_capacity(4096);
-    let mut conn = Conn::accept(broker, info, connect, client_id, grant, &mut wbuf);
-    let end = conn.run(&mut transport, rbuf, wbuf).await;
-    conn.finish(&mut transport, end).await;
+    let mut wbuf = BytesMut::new();
+    let conn = Conn::accept(broker, info, connect, client_id, grant, &mut wbuf);
+    Some((conn, rbuf, wbuf))
 }
 
 /// Answers a refused CONNECT (or, with `None`, just closes) and closes the connection.
@@ -300,7 +325,8 @@ struct Conn {
     kick: Option<oneshot::Receiver<Kick>>,
     wake: Arc<Notify>,
     keep_alive: u16,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and a will is several hundred bytes.
+    will: Option<Box<Will>>,
     /// Largest in-flight window toward the client: its Receive Maximum and our limit.
     window: usize,
     client_max_packet: usize,
@@ -421,7 +447,7 @@ impl Conn {
                 biased;
                 k = &mut kick => return End::Kicked(k.unwrap_or(Kick::SessionRemoved)),
                 _ = shutdown.changed() => return End::ShuttingDown,
-                r = transport.read(&mut rbuf) => match r {
+                r = transport.read_or_release(&mut rbuf, &mut wbuf, READ_CAPACITY) => match r {
                     Ok(0) => return End::PeerClosed,
                     Ok(n) => {
                         self.broker.metrics.bytes_in.increment(n as u64);
@@ -543,7 +569,7 @@ impl Conn {
         if end.publishes_will()
             && let Some(will) = self.will.take()
         {
-            publish_will(&self.broker, &self.session, &self.client_id, will, expiry);
+            publish_will(&self.broker, &self.session, &self.client_id, *will, expiry);
         }
     }
 }

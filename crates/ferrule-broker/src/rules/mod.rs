@@ -116,6 +116,12 @@ impl RulesEngine {
     }
 
     /// Called for every published message: queues it if a rule listens to its topic.
+    /// Whether a rule listens to `topic`.
+    pub(crate) fn listens_to(&self, topic: &str) -> bool {
+        let set = self.set.load();
+        !set.is_empty() && set.matches(topic)
+    }
+
     pub(crate) fn offer(&self, msg: &Arc<Message>) {
         if msg.rule_hops >= MAX_RULE_HOPS {
             return;
