@@ -8,14 +8,13 @@ use std::sync::Arc;
 use ferrule_mqtt::{Connect, ProtocolVersion, ReasonCode};
 use ferrule_policy::Context;
 use ferrule_store::{
-    AutoRegistrationStatus, CaStatus, CertRecord, CertificateStatus, PageRequest, RegistryChange,
-    RegistryError,
+    AutoRegistrationStatus, CaStatus, CertRecord, CertificateStatus, PageRequest, RegistryError,
 };
-use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Auth, Grant, PolicySet, Principal, certificate_id_of, is_certificate_arn};
+use super::holds::Hold;
+use super::{Auth, Grant, PolicySet, Principal, certificate_id_of};
 use crate::broker::{BrokerInner, now_ms};
 use crate::client_auth::ClientIdentity;
 use crate::events;
@@ -144,8 +143,8 @@ impl Auth {
         let registry = &self.settings.registry;
         let id = identity.certificate_id.as_str();
         let arn = self.certificate_arn(id);
-        // Subscribed before the first read, so that no change after it is missed.
-        let mut feed = registry.subscribe();
+        // Registered before the first read, so that no change after it is missed.
+        let hold = self.holds.hold(id);
         let mut hold_until: Option<Instant> = None;
         let mut announced = false;
         let mut retries = 0;
@@ -154,6 +153,7 @@ impl Auth {
         let mut fresh = false;
         loop {
             let generation = self.cache.generation();
+            let changes = hold.changes();
             let cached = if fresh { None } else { self.cache.record(id) };
             let record = match cached {
                 Some(cached) => Some(cached),
@@ -187,8 +187,7 @@ impl Auth {
                         .certificate_grant(id, &arn, client_id, base.clone(), fresh)
                         .await?;
                     self.track(&grant);
-                    let stale =
-                        changed_meanwhile(&mut feed, id) || self.cache.generation() != generation;
+                    let stale = hold.changes() != changes || self.cache.generation() != generation;
                     if retries < MAX_RETRIES && stale {
                         // The status or the policies may be stale; tracked now, later changes
                         // reach the grant through the watcher.
@@ -228,7 +227,7 @@ impl Auth {
             }
             let deadline =
                 *hold_until.get_or_insert_with(|| Instant::now() + self.settings.jitr_hold);
-            let outcome = wait_for_change(&mut feed, id, deadline, &mut client_gone).await;
+            let outcome = wait_for_change(&hold, deadline, &mut client_gone).await;
             if outcome == Wait::ClientGone {
                 return Err(Rejection::client_gone(id));
             }
@@ -437,18 +436,6 @@ fn base_context(info: &ConnInfo, client_id: &str, connect: &Connect) -> Context 
     ctx
 }
 
-/// Whether a change to this certificate or to policies arrived since the feed was last read.
-fn changed_meanwhile(feed: &mut broadcast::Receiver<RegistryChange>, id: &str) -> bool {
-    loop {
-        match feed.try_recv() {
-            Ok(change) if concerns(&change, id) => return true,
-            Ok(_) => {}
-            Err(TryRecvError::Lagged(_)) => return true,
-            Err(TryRecvError::Empty | TryRecvError::Closed) => return false,
-        }
-    }
-}
-
 /// How a hold's wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -458,43 +445,17 @@ enum Wait {
     ClientGone,
 }
 
-/// Waits until a change concerning certificate `id` arrives, `deadline` passes or the client
-/// leaves.
+/// Waits until a change concerning the held certificate arrives, `deadline` passes or the
+/// client leaves.
 async fn wait_for_change(
-    feed: &mut broadcast::Receiver<RegistryChange>,
-    id: &str,
+    hold: &Hold<'_>,
     deadline: Instant,
     client_gone: &mut watch::Receiver<bool>,
 ) -> Wait {
-    loop {
-        let received = tokio::select! {
-            r = tokio::time::timeout_at(deadline, feed.recv()) => r,
-            // An error means the sender is gone, which only happens once the connection is.
-            _ = client_gone.wait_for(|gone| *gone) => return Wait::ClientGone,
-        };
-        match received {
-            Err(_) => return Wait::TimedOut,
-            Ok(Ok(change)) if concerns(&change, id) => return Wait::Changed,
-            Ok(Ok(_)) => {}
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return Wait::Changed,
-            Ok(Err(broadcast::error::RecvError::Closed)) => {
-                tokio::time::sleep_until(deadline).await;
-                return Wait::TimedOut;
-            }
-        }
-    }
-}
-
-/// Whether a registry change may alter the decision for certificate `id`.
-fn concerns(change: &RegistryChange, id: &str) -> bool {
-    match change {
-        RegistryChange::CertificateChanged { certificate_id, .. }
-        | RegistryChange::CertificateDeleted { certificate_id } => certificate_id == id,
-        RegistryChange::PolicyAttachmentChanged { target, .. } => is_certificate_arn(target, id),
-        RegistryChange::ThingPrincipalChanged { principal, .. } => {
-            is_certificate_arn(principal, id)
-        }
-        RegistryChange::PolicyChanged { .. } | RegistryChange::ThingChanged { .. } => true,
-        _ => false,
+    tokio::select! {
+        () = hold.changed() => Wait::Changed,
+        () = tokio::time::sleep_until(deadline) => Wait::TimedOut,
+        // An error means the sender is gone, which only happens once the connection is.
+        _ = client_gone.wait_for(|gone| *gone) => Wait::ClientGone,
     }
 }

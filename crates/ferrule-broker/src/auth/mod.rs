@@ -11,6 +11,7 @@
 mod admit;
 mod authz;
 mod cache;
+mod holds;
 mod watch;
 
 use std::collections::HashMap;
@@ -251,6 +252,8 @@ pub(crate) struct Auth {
     live: Mutex<Live>,
     /// Certificates' records, policies and things between their connections.
     cache: cache::RegistryCache,
+    /// Connections waiting for a change to their certificate while their CONNECT is decided.
+    holds: holds::Holds,
 }
 
 impl Auth {
@@ -265,6 +268,7 @@ impl Auth {
             anonymous: ArcSwap::from_pointee(PolicySet::FullAccess),
             live: Mutex::new(Live::default()),
             cache: cache::RegistryCache::default(),
+            holds: holds::Holds::default(),
         };
         match &auth.settings.anonymous_policy {
             None => tracing::warn!(
@@ -361,13 +365,6 @@ impl Auth {
     pub(crate) fn certificate_arn(&self, id: &str) -> String {
         self.resource("cert", id)
     }
-}
-
-/// Whether `arn` is a certificate ARN for `certificate_id` (whatever region and account it was
-/// written with).
-fn is_certificate_arn(arn: &str, certificate_id: &str) -> bool {
-    arn.strip_suffix(certificate_id)
-        .is_some_and(|head| head.ends_with(":cert/"))
 }
 
 /// The certificate id in a certificate ARN.

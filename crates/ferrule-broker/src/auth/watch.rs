@@ -13,11 +13,29 @@ use tokio::task::JoinHandle;
 
 use super::{Auth, Grant, Principal, Revoked, certificate_id_of};
 
-/// Starts following the change feed until the broker shuts down.
+/// Starts following the change feed until the broker shuts down: one task tells connections
+/// whose CONNECT is being decided of the changes that concern them, at once; another brings
+/// live grants up to date, which may read the registry.
 pub(crate) fn spawn_watcher(
     auth: Arc<Auth>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let mut holds_feed = auth.settings.registry.subscribe();
+    let holds_auth = auth.clone();
+    let mut holds_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                c = holds_feed.recv() => c,
+                _ = holds_shutdown.wait_for(|down| *down) => return,
+            };
+            match change {
+                Ok(change) => holds_auth.holds.changed(&change),
+                Err(RecvError::Lagged(_)) => holds_auth.holds.changed_all(),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
     let mut feed = auth.settings.registry.subscribe();
     tokio::spawn(async move {
         loop {
