@@ -286,7 +286,8 @@ bench() {
         json='{"scenario":"failed"}'
     fi
     after=$(cpu_ticks "${PID[$b]}")
-    kill -0 "${PID[$b]}" 2>/dev/null || { tail -20 "$WORK/$b.log" >&2; die "$b exited during a run"; }
+    # A broker that died mid-run: the run does not count (ensure_up restarts it).
+    kill -0 "${PID[$b]}" 2>/dev/null || json='{"scenario":"failed","broker_exited":true}'
     json=$(jq -c --arg b "$b" --arg row "$row" --argjson cpu "$(((after - before)))" --argjson hz "$CLK_TCK" \
         '. + {broker: $b, row: $row, broker_cpu_s: ($cpu / $hz)}' <<<"$json")
     [[ -n $RAW ]] && printf '%s\n' "$json" >>"$RAW"
@@ -294,6 +295,19 @@ bench() {
     [[ -z $errors ]] || log "  $b: $errors"
     printf '%s\n' "$json"
 }
+
+# ensure_up BROKER: after a run, restarts the broker if it exited, saying how it ended.
+ensure_up() {
+    local status=0
+    kill -0 "${PID[$1]}" 2>/dev/null && return 0
+    wait "${PID[$1]}" 2>/dev/null || status=$?
+    # Ferrule exits 0 on SIGTERM: 0 here means something outside stopped it.
+    log "  $1 (pid ${PID[$1]}) exited during the run (exit status $status); its last log lines:"
+    tail -5 "$WORK/$1.log" >&2
+    EXITED+=("$1 (pid ${PID[$1]}, status $status)")
+    start_broker "$1"
+}
+EXITED=()
 
 # VALS[measure|broker]: one value per run; NOTE[measure|broker]: losses and failures seen.
 declare -A VALS NOTE GEN
@@ -341,18 +355,21 @@ run_traffic_rows() {
         for b in "${ALL[@]}"; do
             if want 1 qos0; then
                 log "row 1, QoS 0 fan-in 4x4, $b, run $rep"
+                ensure_up "$b"
                 j=$(bench "$b" qos0 "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos 0 --publishers 4 \
                     --subscribers 4 --messages "$(count qos0 "$b")")
                 pubsub_row qos0 "$b" "$j"
             fi
             if want 2 qos1; then
                 log "row 2, QoS 1 fan-in 4x4, $b, run $rep"
+                ensure_up "$b"
                 j=$(bench "$b" qos1 "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos 1 --publishers 4 \
                     --subscribers 4 --messages "$(count qos1 "$b")")
                 pubsub_row qos1 "$b" "$j"
             fi
             if want 3 fanout; then
                 log "row 3, fan-out 1 -> 100 QoS 0, $b, run $rep"
+                ensure_up "$b"
                 j=$(bench "$b" fanout "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos 0 --publishers 1 \
                     --subscribers 100 --messages "$(count fanout "$b")")
                 pubsub_row fanout "$b" "$j"
@@ -361,6 +378,7 @@ run_traffic_rows() {
                 local q
                 for q in 0 1; do
                     log "row 4, 4 x 2,000 msg/s -> 4 subscribers, QoS $q, $b, run $rep"
+                    ensure_up "$b"
                     j=$(bench "$b" latency "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos "$q" --publishers 4 \
                         --subscribers 4 --rate 2000 --messages "$(scaled 10000)")
                     record "lat$q" "$b" "$(get '.latency_p99_us / 1000' "$j")"
@@ -369,6 +387,7 @@ run_traffic_rows() {
             fi
             if want 6 storm; then
                 log "row 6, plain connection storm, $b, run $rep"
+                ensure_up "$b"
                 j=$(bench "$b" storm connect --port "${PLAIN[$b]}" --concurrency 10 \
                     --connections "$(count storm "$b")")
                 record storm.rate "$b" "$(get '.connect_rate' "$j")"
@@ -381,6 +400,7 @@ run_traffic_rows() {
                 for kind in ec rsa; do
                     [[ $kind == ec ]] && port=${TLS_EC[$b]} || port=${TLS_RSA[$b]}
                     log "row 7, mTLS handshakes, $kind device certificates, $b, run $rep"
+                    ensure_up "$b"
                     j=$(bench "$b" "hs-$kind" connect --port "$port" --cafile "$SRV/ca.pem" \
                         --certs "$PKI/$kind" --concurrency 10 --connections "$(count hs "$b")")
                     record "hs-$kind.cpu" "$b" "$(get '.broker_cpu_s * 1e3 / .succeeded' "$j")"
@@ -567,6 +587,7 @@ echo "Machine: $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)
     "$(IFS=';'; echo "${VERSIONS[*]}" | sed 's/;/; /g'); rumqttd next_connection_delay_ms $RUMQTTD_DELAY_MS;" \
     "load average $LOAD_BEFORE before, $LOAD_AFTER after."
 for s in "${SKIPPED[@]}"; do echo "Not measured: $s"; done
+for s in "${EXITED[@]}"; do echo "Exited during a run and restarted (that run not counted): $s"; done
 for b in ferrule mosquitto rumqttd; do
     [[ -f $WORK/$b.log ]] || continue
     n=$(grep -ciE 'warn|error' "$WORK/$b.log" || true)
