@@ -310,7 +310,7 @@ ensure_up() {
 EXITED=()
 
 # VALS[measure|broker]: one value per run; NOTE[measure|broker]: losses and failures seen.
-declare -A VALS NOTE GEN
+declare -A VALS NOTE GEN BUSY
 record() { VALS[$1|$2]+="$3 "; }
 # note MEASURE BROKER JSON: remembers lost messages, failed connections and the generator's CPU.
 note() {
@@ -319,6 +319,7 @@ note() {
         (if .scenario == "failed" then 1 else 0 end)] | add' <<<"$3")
     [[ $n == 0 ]] || NOTE[$1|$2]=1
     GEN[$1|$2]+="$(jq -r '.client_cpu_pct // "-"' <<<"$3") "
+    BUSY[$1|$2]+="$(get '.broker_cpu_s * 100 / .elapsed_s' "$3") "
 }
 median() {
     mid "${VALS[$1|$2]:-}"
@@ -544,20 +545,25 @@ echo "‡: some run of this cell lost messages, failed connections or timed out 
     "time over the run (all threads), divided by messages received by all subscribers, by" \
     "connections, by handshakes."
 echo
-# The generator's own CPU (of its one core): near 100 % means the figure is generator-bound.
+# The generator's and the broker's CPU, each of its one core: near 100 % the one at 100 bounds
+# the rate; both well below it, the rest went to waiting, the kernel's loopback work (softirq
+# time is charged to neither) or other processes on the same cores.
 GROWS=()
-for m in qos0.rate qos1.rate fanout.rate lat0 lat1 storm.rate hs-ec.rate hs-rsa.rate idle-plain idle-mtls; do
+for m in qos0.rate qos1.rate fanout.rate lat0 lat1 storm.rate hs-ec.rate hs-rsa.rate; do
     line="| $m |"
     any=
     for b in ferrule mosquitto rumqttd; do
         v=$(fmt "$(mid "${GEN[$m|$b]:-}")" 0)
         [[ $v != - ]] && any=1
+        v="$v / $(fmt "$(mid "${BUSY[$m|$b]:-}")" 0)"
         line="$line $v |"
     done
     [[ -n $any ]] && GROWS+=("$line")
 done
 if ((${#GROWS[@]} > 0)); then
-    echo "ferrule-bench's own CPU, % of its core (median): near 100 the generator, not the broker, bounds the rate."
+    echo "CPU use during the runs, % of one core (median): ferrule-bench (core $BENCH_CPU) / the broker (core $BROKER_CPU)." \
+        "One near 100 bounds the rate; both well below it, the cores went to waiting, to the kernel's" \
+        "loopback work (softirq time is charged to neither process) or to other processes."
     echo
     echo "| run | against Ferrule | against Mosquitto | against rumqttd |"
     echo "|---|---:|---:|---:|"
