@@ -66,7 +66,9 @@ want() {
 scaled() { awk -v n="$1" -v s="$SCALE" 'BEGIN { v = int(n * s); print (v < 1 ? 1 : v) }'; }
 
 # --- Binaries ------------------------------------------------------------------------------
+BUILT_FROM="prebuilt ${FERRULE:-}"
 if [[ -z ${FERRULE:-} || -z ${BENCH:-} ]]; then
+    BUILT_FROM="built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "$ROOT")"
     log "building ferrule and ferrule-bench (release)..."
     (cd "$ROOT" && cargo build --release -p ferrule -p ferrule-bench >&2)
 fi
@@ -127,8 +129,9 @@ EC_CERTS=$(scaled 2000)  # the idle mTLS row uses each once, as does a handshake
 RSA_CERTS=$(scaled 1000)
 PKI=${PKI:-$WORK/pki}
 if [[ -z $NEED_PKI ]]; then
-    PKI=$WORK/no-pki  # no device certificates; rumqttd's TLS listeners still want CA files
-    mkdir -p "$PKI" && touch "$PKI/ca-ec.pem" "$PKI/ca-rsa.pem"
+    # No device certificates: the TLS listeners still want a CA file; any certificate will do.
+    PKI=$WORK/no-pki
+    mkdir -p "$PKI" && cp "$SRV/ca.pem" "$PKI/ca-ec.pem" && cp "$SRV/ca.pem" "$PKI/ca-rsa.pem"
 elif [[ ! -f $PKI/ca-ec.pem || $(find "$PKI/ec" -name '*.crt' | wc -l) -lt $EC_CERTS ||
     $(find "$PKI/rsa" -name '*.crt' | wc -l) -lt $RSA_CERTS ]]; then
     rm -rf "$PKI"
@@ -464,7 +467,9 @@ crypto_floor() {
     FLOOR[rsa2]=$(awk -v a="${FLOOR[p256_sign]}" -v b="${FLOOR[rsa_verify]}" -v c="${FLOOR[x25519]}" 'BEGIN { printf "%.3f", a + 2 * b + 2 * c }')
 }
 
-load() { echo "$(cut -d' ' -f1-3 /proc/loadavg)"; }
+# Load average, and the share of time some runnable task waited for a CPU over the last minute
+# (other work on the machine competes with the pinned broker and generator).
+load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (CPU pressure $(sed -n 's/^some avg10=[^ ]* avg60=\([^ ]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo -) %)"; }
 LOAD_BEFORE=$(load)
 want 7 handshake mtls && crypto_floor
 
@@ -526,7 +531,7 @@ want 7 handshake mtls && row "7. mTLS handshakes, RSA-2048: conn/s (10 at a time
 
 version_of() {
     case $1 in
-        ferrule) echo "Ferrule $("$FERRULE" --version | awk '{ print $2 }') (tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?))" ;;
+        ferrule) echo "Ferrule $("$FERRULE" --version | awk '{ print $2 }') ($BUILT_FROM)" ;;
         mosquitto) mosquitto -h 2>/dev/null | head -1 || true ;;
         rumqttd) echo "rumqttd $("$RUMQTTD" --version 2>/dev/null | awk '{ print $2 }')" ;;
     esac
