@@ -1,6 +1,5 @@
 //! Evaluation: explicit Deny wins, then any Allow, else the implicit deny.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::document::{Effect, Policy, Statement};
@@ -26,7 +25,9 @@ const AVAILABLE_KEYS: &str = "iot:Certificate.AvailableKeys";
 /// read from the base, so many contexts that differ in a few keys share the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    values: HashMap<String, Vec<String>>,
+    /// Sorted by key, each allocation exact: a connection keeps its context for its lifetime,
+    /// and a few dozen keys are found by binary search as fast as by hashing.
+    values: Vec<(Box<str>, Box<[String]>)>,
     base: Option<Arc<Context>>,
 }
 
@@ -34,14 +35,14 @@ impl Context {
     /// An empty context over `base`: it reads as `base` until keys are set or removed.
     pub fn over(base: Arc<Context>) -> Context {
         Context {
-            values: HashMap::new(),
+            values: Vec::new(),
             base: Some(base),
         }
     }
 
     /// Sets a single-valued key.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.values.insert(key.into(), vec![value.into()]);
+        self.put(key.into(), Box::new([exact(value.into())]));
     }
 
     /// Sets a multi-valued key (condition keys such as `iot:ConnectAttributes`).
@@ -50,8 +51,30 @@ impl Context {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let values: Vec<String> = values.into_iter().map(|v| exact(v.into())).collect();
+        self.put(key.into(), values.into_boxed_slice());
+    }
+
+    /// Releases spare capacity, once a context is complete.
+    pub fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+    }
+
+    fn put(&mut self, key: String, values: Box<[String]>) {
+        match self
+            .values
+            .binary_search_by(|(k, _)| (**k).cmp(key.as_str()))
+        {
+            Ok(i) => self.values[i].1 = values,
+            Err(i) => self.values.insert(i, (key.into_boxed_str(), values)),
+        }
+    }
+
+    fn own(&self, key: &str) -> Option<&[String]> {
         self.values
-            .insert(key.into(), values.into_iter().map(Into::into).collect());
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.values[i].1)
     }
 
     /// Sets a certificate attribute the way AWS exposes multi-valued ones: `NAME` is the first
@@ -84,9 +107,9 @@ impl Context {
             .is_some_and(|b| !b.values(key).is_empty())
         {
             // No values reads as unset.
-            self.values.insert(key.to_owned(), Vec::new());
-        } else {
-            self.values.remove(key);
+            self.put(key.to_owned(), Box::new([]));
+        } else if let Ok(i) = self.values.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            self.values.remove(i);
         }
     }
 
@@ -97,12 +120,18 @@ impl Context {
 
     /// All values of a key; empty when unset.
     pub fn values(&self, key: &str) -> &[String] {
-        match (self.values.get(key), &self.base) {
+        match (self.own(key), &self.base) {
             (Some(v), _) => v,
             (None, Some(base)) => base.values(key),
             (None, None) => &[],
         }
     }
+}
+
+/// `s` without spare capacity.
+fn exact(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
 }
 
 /// The outcome, with which policy and statement decided it.

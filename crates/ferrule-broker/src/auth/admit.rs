@@ -164,7 +164,7 @@ impl Auth {
                         .map_err(Rejection::registry)?
                         .map(Arc::new);
                     if let Some(r) = &read {
-                        self.cache.store_record(generation, r.clone());
+                        self.cache.store_record(generation, r);
                     }
                     read
                 }
@@ -360,6 +360,7 @@ impl Auth {
             Some(cached) => cached,
             None => {
                 let set = Arc::new(PolicySet::from_records(
+                    &self.parsed,
                     registry.policies_for_target(arn).await?,
                 ));
                 self.cache.store_policies(generation, id, set.clone());
@@ -396,6 +397,7 @@ impl Auth {
             }
             None => ctx.set("iot:Connection.Thing.IsAttached", "false"),
         }
+        ctx.shrink_to_fit();
         Ok((policies, ctx))
     }
 }
@@ -433,6 +435,7 @@ fn base_context(info: &ConnInfo, client_id: &str, connect: &Connect) -> Context 
             ctx.set_certificate_attribute(&name, &values);
         }
     }
+    ctx.shrink_to_fit();
     ctx
 }
 

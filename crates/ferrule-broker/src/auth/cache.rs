@@ -61,11 +61,17 @@ impl RegistryCache {
         update(entries.entry(id.to_owned()).or_default());
     }
 
+    /// The certificate's record, **without its PEM** (`pem` is empty): the cache keeps what
+    /// a CONNECT decision and its events read, for every certificate that connected.
     pub(crate) fn record(&self, id: &str) -> Option<Arc<CertRecord>> {
         self.entries().get(id).and_then(|e| e.record.clone())
     }
 
-    pub(crate) fn store_record(&self, generation: u64, record: Arc<CertRecord>) {
+    pub(crate) fn store_record(&self, generation: u64, record: &CertRecord) {
+        let record = Arc::new(CertRecord {
+            pem: String::new(),
+            ..record.clone()
+        });
         let id = record.id.clone();
         self.store(generation, &id, |e| e.record = Some(record));
     }
@@ -94,7 +100,7 @@ mod tests {
     fn record(id: &str) -> Arc<CertRecord> {
         Arc::new(CertRecord {
             id: id.into(),
-            pem: String::new(),
+            pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
             ca_id: None,
             issuer_der: Vec::new(),
             status: ferrule_store::CertificateStatus::Active,
@@ -114,10 +120,11 @@ mod tests {
         let cache = RegistryCache::default();
         let before = cache.generation();
         cache.invalidate();
-        cache.store_record(before, record("a"));
+        cache.store_record(before, &record("a"));
         assert!(cache.record("a").is_none());
-        cache.store_record(cache.generation(), record("a"));
-        assert!(cache.record("a").is_some());
+        cache.store_record(cache.generation(), &record("a"));
+        // Kept without its PEM, which no decision reads.
+        assert!(cache.record("a").is_some_and(|r| r.pem.is_empty()));
         cache.invalidate();
         assert!(cache.record("a").is_none());
     }

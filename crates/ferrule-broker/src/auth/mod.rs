@@ -67,23 +67,52 @@ pub(crate) enum PolicySet {
     /// Everything allowed, nothing evaluated (anonymous clients when no policy is configured).
     FullAccess,
     /// The default versions of the named policies; an empty list denies everything.
-    Policies(Vec<(String, Policy)>),
+    Policies(Vec<(String, Arc<Policy>)>),
 }
+
+/// Parsed policy documents, shared by every certificate they are attached to: thousands of
+/// devices usually share a handful of policies, and each connection keeps its policy set.
+#[derive(Default)]
+pub(crate) struct ParsedPolicies {
+    by_document: Mutex<HashMap<String, Weak<Policy>>>,
+}
+
+impl ParsedPolicies {
+    /// The parsed form of `document`, shared with every other holder of the same text.
+    fn parse(&self, document: &str) -> Result<Arc<Policy>, ferrule_policy::PolicyError> {
+        let mut map = self.by_document.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(policy) = map.get(document).and_then(Weak::upgrade) {
+            return Ok(policy);
+        }
+        let policy = Arc::new(Policy::parse(document)?);
+        if map.len() >= MAX_PARSED_POLICIES {
+            map.retain(|_, p| p.strong_count() > 0);
+        }
+        map.insert(document.to_owned(), Arc::downgrade(&policy));
+        Ok(policy)
+    }
+}
+
+/// Parsed documents remembered before the forgotten ones are swept.
+const MAX_PARSED_POLICIES: usize = 4096;
 
 impl PolicySet {
     /// Parses the stored documents; one that no longer parses (it was validated when stored)
     /// is left out with a warning, which denies what it would have allowed.
-    pub(crate) fn from_records(records: Vec<PolicyRecord>) -> PolicySet {
-        let policies = records
+    pub(crate) fn from_records(parsed: &ParsedPolicies, records: Vec<PolicyRecord>) -> PolicySet {
+        let mut policies = records
             .into_iter()
-            .filter_map(|r| match Policy::parse(&r.document) {
+            .filter_map(|r| match parsed.parse(&r.document) {
                 Ok(p) => Some((r.name, p)),
                 Err(e) => {
                     tracing::warn!(policy = %r.name, error = %e, "stored policy does not parse; ignored");
                     None
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Collected in place, into the records' larger allocation: a set lives as long as the
+        // connections and the cache entries that hold it.
+        policies.shrink_to_fit();
         PolicySet::Policies(policies)
     }
 
@@ -94,7 +123,7 @@ impl PolicySet {
                 sid: None,
             },
             PolicySet::Policies(list) => ferrule_policy::evaluate(
-                list.iter().map(|(n, p)| (n.as_str(), p)),
+                list.iter().map(|(n, p)| (n.as_str(), &**p)),
                 &Request { action, resource },
                 ctx,
             ),
@@ -106,7 +135,7 @@ impl PolicySet {
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
-        let list: &[(String, Policy)] = match self {
+        let list: &[(String, Arc<Policy>)] = match self {
             PolicySet::FullAccess => &[],
             PolicySet::Policies(l) => l,
         };
@@ -254,6 +283,7 @@ pub(crate) struct Auth {
     cache: cache::RegistryCache,
     /// Connections waiting for a change to their certificate while their CONNECT is decided.
     holds: holds::Holds,
+    parsed: ParsedPolicies,
 }
 
 impl Auth {
@@ -269,6 +299,7 @@ impl Auth {
             live: Mutex::new(Live::default()),
             cache: cache::RegistryCache::default(),
             holds: holds::Holds::default(),
+            parsed: ParsedPolicies::default(),
         };
         match &auth.settings.anonymous_policy {
             None => tracing::warn!(
@@ -288,7 +319,7 @@ impl Auth {
             return;
         };
         let set = match self.settings.registry.get_policy(name).await {
-            Ok(Some(record)) => PolicySet::from_records(vec![record]),
+            Ok(Some(record)) => PolicySet::from_records(&self.parsed, vec![record]),
             Ok(None) => {
                 tracing::warn!(policy = %name, "the anonymous policy does not exist: anonymous clients are denied everything");
                 PolicySet::Policies(Vec::new())

@@ -258,6 +258,12 @@ async fn open(
             }
         }
     };
+    // Who the certificate identifies is in the grant now; the parsed certificate is not kept
+    // for the life of the connection.
+    let info = ConnInfo {
+        identity: None,
+        ..info
+    };
     let mut wbuf = BytesMut::new();
     let conn = Conn::accept(broker, info, connect, client_id, grant, &mut wbuf);
     Some((conn, rbuf, wbuf))
