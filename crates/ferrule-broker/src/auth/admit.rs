@@ -187,7 +187,10 @@ impl Auth {
                         .certificate_grant(id, &arn, client_id, base.clone(), fresh)
                         .await?;
                     self.track(&grant);
-                    let stale = hold.changes() != changes || self.cache.generation() != generation;
+                    // Only a change concerning this certificate (its status, its attachments,
+                    // a policy or thing) can make the decision stale; other certificates'
+                    // changes, thousands in a JITR storm, do not send it round again.
+                    let stale = hold.changes() != changes;
                     if retries < MAX_RETRIES && stale {
                         // The status or the policies may be stale; tracked now, later changes
                         // reach the grant through the watcher.
