@@ -173,7 +173,7 @@ impl Broker {
         if spec.kind.is_tls() && spec.tls.is_none() {
             return Err(BrokerError::MissingTls(spec.kind));
         }
-        let listener = TcpListener::bind(spec.addr).await.map_err(bind_err)?;
+        let listener = bind(spec.addr).map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
         tracing::info!(kind = %spec.kind, addr = %local, "listening");
         tokio::spawn(accept_loop(self.inner.clone(), listener, spec));
@@ -245,6 +245,24 @@ impl Broker {
             tracing::info!(sessions = n, "persistent sessions saved");
         }
     }
+}
+
+/// Pending connections a listener queues before accepting them (the kernel caps it at
+/// `net.core.somaxconn`): thousands of devices reconnecting at once after an outage must not
+/// overflow it into SYN retries. tokio's own `bind` queues 1,024.
+const ACCEPT_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr`, with `SO_REUSEADDR` (a restart need not wait for old
+/// connections' TIME_WAIT) and a deep accept queue.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Decrements the connection count however the connection task ends.

@@ -80,6 +80,11 @@ struct DeviceResult {
 struct Seen {
     done: Vec<DeviceResult>,
     event: HashMap<String, Instant>,
+    /// Registered events per certificate that say the connection registered it
+    /// (`certificateRegistrationTimestamp` null): more than one is a duplicate registration.
+    registrations: HashMap<String, u32>,
+    /// Registered events of our certificates after the first for the same certificate.
+    repeated_events: u64,
     answer: HashMap<String, Instant>,
     update: Histogram,
     attach: Histogram,
@@ -219,10 +224,18 @@ fn take_events(
             Packet::Disconnect(d) => bail!("the broker sent DISCONNECT: {}", d.reason),
             other => bail!("unexpected {} from the broker", other.kind()),
         };
-        let Some(id) = registered_certificate_id(&publish.payload) else {
+        let Some((id, registering)) = registered_event(&publish.payload) else {
             continue;
         };
-        if ours.contains_key(id.as_str()) && !seen.event.contains_key(&id) {
+        if !ours.contains_key(id.as_str()) {
+            continue;
+        }
+        if registering {
+            *seen.registrations.entry(id.clone()).or_default() += 1;
+        }
+        if seen.event.contains_key(&id) {
+            seen.repeated_events += 1;
+        } else {
             operator.activate(&id)?;
             seen.event.insert(id, now);
             seen.asked += 1;
@@ -231,10 +244,16 @@ fn take_events(
     Ok(())
 }
 
-/// The `certificateId` of a registered event's JSON body.
-fn registered_certificate_id(payload: &[u8]) -> Option<String> {
+/// The `certificateId` of a registered event's JSON body, and whether the event announces the
+/// registration itself (`certificateRegistrationTimestamp` null) rather than a certificate
+/// registered earlier and still pending.
+fn registered_event(payload: &[u8]) -> Option<(String, bool)> {
     let body: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    Some(body.get("certificateId")?.as_str()?.to_owned())
+    let id = body.get("certificateId")?.as_str()?.to_owned();
+    let registering = body
+        .get("certificateRegistrationTimestamp")
+        .is_none_or(serde_json::Value::is_null);
+    Some((id, registering))
 }
 
 async fn device_worker(
@@ -348,6 +367,23 @@ fn report(
     );
     report.add("succeeded", "succeeded", "", Value::Int(succeeded));
     report.add("failed", "failed", "", Value::Int(failed));
+    let duplicates: u64 = seen
+        .registrations
+        .values()
+        .map(|&n| u64::from(n.saturating_sub(1)))
+        .sum();
+    report.add(
+        "duplicate_registrations",
+        "duplicate registrations (registered events with a null registration time, beyond one per certificate)",
+        "",
+        Value::Int(duplicates),
+    );
+    report.add(
+        "repeated_events",
+        "registered events beyond the first per certificate",
+        "",
+        Value::Int(seen.repeated_events),
+    );
     report.add(
         "elapsed_s",
         "elapsed",
@@ -422,10 +458,13 @@ mod tests {
 
     #[test]
     fn reads_the_certificate_id_of_an_event() {
-        let body = br#"{"certificateId":"ab12","caCertificateId":"cd","certificateStatus":"PENDING_ACTIVATION"}"#;
-        assert_eq!(registered_certificate_id(body).as_deref(), Some("ab12"));
-        assert_eq!(registered_certificate_id(b"{}"), None);
-        assert_eq!(registered_certificate_id(b"not json"), None);
-        assert_eq!(registered_certificate_id(br#"{"certificateId":3}"#), None);
+        let body = br#"{"certificateId":"ab12","caCertificateId":"cd","certificateStatus":"PENDING_ACTIVATION","certificateRegistrationTimestamp":null}"#;
+        assert_eq!(registered_event(body), Some(("ab12".to_owned(), true)));
+        let again =
+            br#"{"certificateId":"ab12","certificateRegistrationTimestamp":"1764400000000"}"#;
+        assert_eq!(registered_event(again), Some(("ab12".to_owned(), false)));
+        assert_eq!(registered_event(b"{}"), None);
+        assert_eq!(registered_event(b"not json"), None);
+        assert_eq!(registered_event(br#"{"certificateId":3}"#), None);
     }
 }
