@@ -21,6 +21,7 @@
 pub(crate) mod operator;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -233,12 +234,13 @@ fn take_events(
         if registering {
             *seen.registrations.entry(id.clone()).or_default() += 1;
         }
-        if seen.event.contains_key(&id) {
-            seen.repeated_events += 1;
-        } else {
-            operator.activate(&id)?;
-            seen.event.insert(id, now);
-            seen.asked += 1;
+        match seen.event.entry(id) {
+            Entry::Occupied(_) => seen.repeated_events += 1,
+            Entry::Vacant(first) => {
+                operator.activate(first.key())?;
+                first.insert(now);
+                seen.asked += 1;
+            }
         }
     }
     Ok(())
