@@ -129,3 +129,61 @@ impl Drop for Hold<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrule_store::CertificateStatus;
+
+    use super::*;
+
+    fn activated(id: &str) -> RegistryChange {
+        RegistryChange::CertificateChanged {
+            certificate_id: id.into(),
+            status: CertificateStatus::Active,
+        }
+    }
+
+    #[test]
+    fn a_change_reaches_only_the_waiters_it_concerns() {
+        let holds = Holds::default();
+        let a = holds.hold("aaaa");
+        let a2 = holds.hold("aaaa");
+        let b = holds.hold("bbbb");
+        holds.changed(&activated("aaaa"));
+        assert_eq!((a.changes(), a2.changes(), b.changes()), (1, 1, 0));
+        holds.changed(&RegistryChange::PolicyAttachmentChanged {
+            policy_name: "p".into(),
+            target: "arn:aws:iot:us-east-1:123456789012:cert/bbbb".into(),
+        });
+        assert_eq!((a.changes(), b.changes()), (1, 1));
+        // A policy's new version may concern anyone.
+        holds.changed(&RegistryChange::PolicyChanged {
+            policy_name: "p".into(),
+        });
+        assert_eq!((a.changes(), a2.changes(), b.changes()), (2, 2, 2));
+        holds.changed_all();
+        assert_eq!((a.changes(), b.changes()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_change_before_the_wait_is_not_missed() {
+        let holds = Holds::default();
+        let a = holds.hold("aaaa");
+        holds.changed(&activated("aaaa"));
+        // The change came before anyone waited: the wait ends at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.changed())
+            .await
+            .expect("the stored change ends the wait");
+    }
+
+    #[test]
+    fn a_dropped_hold_is_forgotten() {
+        let holds = Holds::default();
+        let a = holds.hold("aaaa");
+        let b = holds.hold("aaaa");
+        drop(a);
+        assert_eq!(holds.lock().get("aaaa").map(Vec::len), Some(1));
+        drop(b);
+        assert!(holds.lock().is_empty());
+    }
+}

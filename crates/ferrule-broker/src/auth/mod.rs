@@ -402,3 +402,27 @@ impl Auth {
 fn certificate_id_of(arn: &str) -> Option<&str> {
     arn.rsplit_once(":cert/").map(|(_, id)| id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+    const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+
+    #[test]
+    fn a_policy_document_is_parsed_once_for_all_its_holders() {
+        let parsed = ParsedPolicies::default();
+        let a = parsed.parse(ALLOW_ALL).expect("parses");
+        let b = parsed.parse(ALLOW_ALL).expect("parses");
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = parsed.parse(ALLOW_CONNECT).expect("parses");
+        assert!(!Arc::ptr_eq(&a, &other));
+        // Once nobody holds it, the next holder gets a new parse, equal to the old.
+        let old = (*a).clone();
+        drop((a, b));
+        let again = parsed.parse(ALLOW_ALL).expect("parses");
+        assert_eq!(*again, old);
+        assert!(parsed.parse("{not json").is_err());
+    }
+}
