@@ -514,7 +514,7 @@ async fn spawn_refresh_follows_the_registry_change_feed() {
     // RegisterCertificateWithoutCA: accepted by its id once the registry has it.
     let cert = CertRecord {
         id: dev.id.as_str().to_owned(),
-        pem: dev.pem().clone(),
+        pem: dev.pem(),
         ca_id: None,
         issuer_der: dev.issuer_der.clone(),
         status: CertificateStatus::Active,

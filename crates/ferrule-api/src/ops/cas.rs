@@ -141,7 +141,7 @@ pub(super) async fn register_ca_certificate(State(st): State<ApiState>, call: Ca
     let arn = st.arns().ca_certificate(&id);
     let record = CaRecord {
         id: id.clone(),
-        pem: ca.pem().clone(),
+        pem: ca.pem(),
         subject_der: ca.subject_der.clone(),
         status: if set_as_active {
             CaStatus::Active

@@ -128,7 +128,7 @@ fn new_record(
     let now = crate::now_ms();
     CertRecord {
         id: cert.id.as_str().to_owned(),
-        pem: cert.pem().clone(),
+        pem: cert.pem(),
         ca_id: ca_id.map(str::to_owned),
         issuer_der: cert.issuer_der.clone(),
         status,

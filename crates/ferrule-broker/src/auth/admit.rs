@@ -294,7 +294,7 @@ impl Auth {
         let cert = &identity.certificate;
         let record = CertRecord {
             id: id.clone(),
-            pem: cert.pem().clone(),
+            pem: cert.pem(),
             ca_id: Some(ca_id.clone()),
             issuer_der: cert.issuer_der.clone(),
             status: CertificateStatus::PendingActivation,
