@@ -33,7 +33,8 @@ pub(crate) struct Conn {
     ping_every: Option<Duration>,
 }
 
-/// The CONNECT the benchmark sends: clean session, no credentials, no will.
+/// The CONNECT the benchmark sends: clean session, no credentials, no will (see
+/// [`persistent_connect`] for the other kind of session).
 pub(crate) fn connect_packet(
     client_id: String,
     protocol: ProtocolVersion,
@@ -49,6 +50,28 @@ pub(crate) fn connect_packet(
         password: None,
         properties: Properties::default(),
     }
+}
+
+/// How long a persistent session outlives its connection (MQTT 5; 3.1.1 sessions do not
+/// expire): long enough for a run, short enough that a crashed run cleans up after itself.
+const SESSION_EXPIRY_SECS: u32 = 600;
+
+/// A CONNECT for a persistent session: `clean_start` false on 3.1.1 (a new session is made
+/// when none exists); on MQTT 5 `clean_start` as given and a session expiry interval.
+pub(crate) fn persistent_connect(
+    client_id: String,
+    protocol: ProtocolVersion,
+    keep_alive: u16,
+    clean_start: bool,
+) -> Connect {
+    let mut connect = connect_packet(client_id, protocol, keep_alive);
+    if protocol.is_v5() {
+        connect.clean_start = clean_start;
+        connect.properties.session_expiry_interval = Some(SESSION_EXPIRY_SECS);
+    } else {
+        connect.clean_start = false;
+    }
+    connect
 }
 
 impl Conn {
@@ -200,6 +223,41 @@ impl Conn {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
         }
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Round trip: a PINGREQ, and its PINGRESP. The broker handles a connection's packets in
+    /// order, so everything written before has been handled once this returns. Other packets
+    /// arriving meanwhile are an error: call it when nothing else is due.
+    pub(crate) async fn sync(&mut self) -> anyhow::Result<()> {
+        self.queue_ping()?;
+        self.flush().await?;
+        match self.recv().await? {
+            Packet::PingResp => Ok(()),
+            other => bail!("expected PINGRESP, got {}", other.kind()),
+        }
+    }
+
+    /// Sends DISCONNECT and waits (at most two seconds) until the broker closes the
+    /// connection, so that the broker has let go of the session when this returns.
+    pub(crate) async fn disconnect(mut self) {
+        self.wbuf.clear();
+        if self
+            .queue(&Packet::Disconnect(Disconnect::default()))
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            self.flush().await?;
+            loop {
+                self.rbuf.clear();
+                self.rbuf.reserve(READ_CHUNK);
+                if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                    return anyhow::Ok(());
+                }
+            }
+        })
+        .await;
     }
 
     fn wrote(&mut self) {

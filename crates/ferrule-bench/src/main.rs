@@ -46,7 +46,7 @@ use ferrule_mqtt::{ProtocolVersion, QoS, TopicName};
 use crate::connect::ConnectPlan;
 use crate::idle::IdlePlan;
 use crate::jitr::JitrPlan;
-use crate::pubsub::{PayloadFormat, PubSubPlan, STAMP_LEN};
+use crate::pubsub::{Mode, PayloadFormat, PubSubPlan, STAMP_LEN};
 use crate::revoke::RevokePlan;
 use crate::tls::TlsClient;
 
@@ -100,8 +100,8 @@ struct Common {
 struct PubSubArgs {
     #[command(flatten)]
     common: Common,
-    /// QoS of publishes and subscriptions: 0 or 1.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    /// QoS of publishes and subscriptions: 0, 1 or 2.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
     /// Publishing connections; publisher N publishes to `{prefix}/pN`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -121,7 +121,8 @@ struct PubSubArgs {
     /// Messages per second per publisher; 0 = as fast as the broker takes them.
     #[arg(long, default_value_t = 0)]
     rate: u32,
-    /// QoS 1: unacknowledged PUBLISHes per publisher (lowered to the broker's receive maximum).
+    /// QoS 1 and 2: unacknowledged PUBLISHes per publisher (lowered to the broker's receive
+    /// maximum).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
     inflight: u16,
     /// All publishers publish to one shared topic, `{prefix}/all`.
@@ -143,6 +144,17 @@ struct PubSubArgs {
     /// of 25 (fails `WHERE temp > 20`) and is not expected by the subscribers; 2 = half.
     #[arg(long, default_value_t = 0)]
     cold_every: u32,
+    /// Retained messages: every message is published retained to a topic of its own
+    /// (`{topic}/mSEQ`); once all are stored the subscribers connect, subscribe and receive
+    /// them as retained messages. The topics are cleared at the end.
+    #[arg(long, conflicts_with_all = ["fan_in", "persistent"])]
+    retained: bool,
+    /// Persistent sessions: the subscribers connect without a clean session, subscribe and
+    /// disconnect; the messages are published while they are away, and queued by the broker;
+    /// then the subscribers reconnect and receive them. Needs --qos 1 or 2. The sessions are
+    /// removed at the end.
+    #[arg(long)]
+    persistent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -308,7 +320,23 @@ fn pubsub_plan(args: PubSubArgs, run_id: String) -> anyhow::Result<PubSubPlan> {
         .topic_prefix
         .unwrap_or_else(|| format!("bench/{run_id}"));
     TopicName::validate(&prefix).map_err(|e| anyhow::anyhow!("--topic-prefix {prefix:?}: {e}"))?;
-    let qos = QoS::from_u8(args.qos).context("--qos must be 0 or 1")?;
+    let qos = QoS::from_u8(args.qos).context("--qos must be 0, 1 or 2")?;
+    if args.persistent && qos == QoS::AtMostOnce {
+        anyhow::bail!(
+            "--persistent needs --qos 1 or 2: brokers queue only those for a session away"
+        );
+    }
+    if (args.retained || args.persistent) && args.subscribers == 0 {
+        anyhow::bail!("--retained and --persistent need at least one subscriber");
+    }
+    if args.retained && args.cold_every > 0 {
+        anyhow::bail!("--retained cannot be combined with --cold-every");
+    }
+    let mode = match (args.retained, args.persistent) {
+        (true, _) => Mode::Retained,
+        (false, true) => Mode::Persistent,
+        (false, false) => Mode::Live,
+    };
     let payload = usize::try_from(args.payload).context("--payload")?;
     debug_assert!(payload >= STAMP_LEN, "clap enforces the minimum");
     if args.cold_every > 0 && args.payload_format != PayloadFormat::Json {
@@ -334,6 +362,7 @@ fn pubsub_plan(args: PubSubArgs, run_id: String) -> anyhow::Result<PubSubPlan> {
         filter: args.filter,
         format: args.payload_format,
         cold_every: args.cold_every,
+        mode,
         timeout: Duration::from_secs(args.common.timeout),
         run_id,
     })

@@ -1,13 +1,13 @@
 //! MQTT over TLS with a client certificate, for the mTLS scenarios: a pool of device identities
 //! loaded once, and one connection driven through its phases (TCP + TLS handshake, CONNECT,
-//! CONNACK, DISCONNECT) so that each phase can be timed on its own.
+//! CONNACK, a first PUBLISH, DISCONNECT) so that each phase can be timed on its own.
 //!
 //! Unlike [`crate::conn::Conn`], which drives a plain socket by readiness, a [`TlsConn`] only
 //! sets a connection up and tears it down: that is all the TLS scenarios need.
 //!
 //! Order of calls: [`TlsClient::load`] (server trust, identities), then per connection
-//! [`TlsConn::handshake`], [`TlsConn::send_connect`], [`TlsConn::recv_connack`] and
-//! [`TlsConn::close`].
+//! [`TlsConn::handshake`], [`TlsConn::send_connect`], [`TlsConn::recv_connack`], optionally
+//! [`TlsConn::publish_acked`], and [`TlsConn::close`].
 
 use std::fs;
 use std::net::SocketAddr;
@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use bytes::BytesMut;
-use ferrule_mqtt::{ConnAck, Connect, Disconnect, Packet, ProtocolVersion};
+use bytes::{Bytes, BytesMut};
+use ferrule_mqtt::{
+    ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS, TopicName,
+};
 use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -205,14 +207,51 @@ impl TlsConn {
 
     /// Waits for the CONNACK; a refusal, or the broker closing the connection, is an error.
     pub(crate) async fn recv_connack(&mut self) -> anyhow::Result<ConnAck> {
-        let ack = loop {
+        let ack = match self.recv("CONNACK").await? {
+            Packet::ConnAck(ack) => ack,
+            other => bail!("expected CONNACK, got {}", other.kind()),
+        };
+        if ack.reason.is_error() {
+            bail!("the broker refused CONNECT: {}", ack.reason);
+        }
+        Ok(ack)
+    }
+
+    /// Publishes `payload` to `topic` at QoS 1 and waits for its PUBACK; a refusal, or the
+    /// broker closing the connection first, is an error.
+    pub(crate) async fn publish_acked(
+        &mut self,
+        topic: TopicName,
+        payload: Bytes,
+    ) -> anyhow::Result<()> {
+        const PACKET_ID: u16 = 1;
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: Some(topic),
+            packet_id: Some(PACKET_ID),
+            payload,
+            properties: Properties::default(),
+        }))
+        .await?;
+        match self.recv("PUBACK").await? {
+            Packet::PubAck(ack) if ack.packet_id == PACKET_ID && !ack.reason.is_error() => Ok(()),
+            Packet::PubAck(ack) if ack.packet_id == PACKET_ID => {
+                bail!("the broker refused PUBLISH: {}", ack.reason)
+            }
+            other => bail!("expected PUBACK {PACKET_ID}, got {}", other.kind()),
+        }
+    }
+
+    /// The next packet from the broker; `expected` names what the caller waits for, for the
+    /// error when the broker closes the connection first.
+    async fn recv(&mut self, expected: &str) -> anyhow::Result<Packet> {
+        loop {
             if let Some(packet) = ferrule_mqtt::decode(&mut self.rbuf, self.protocol, 64 * 1024)
                 .map_err(|e| anyhow!("malformed packet from the broker: {e}"))?
             {
-                match packet {
-                    Packet::ConnAck(ack) => break ack,
-                    other => bail!("expected CONNACK, got {}", other.kind()),
-                }
+                return Ok(packet);
             }
             self.rbuf.reserve(READ_CHUNK);
             let n = self
@@ -221,13 +260,9 @@ impl TlsConn {
                 .await
                 .context("reading from the broker")?;
             if n == 0 {
-                bail!("the broker closed the connection before CONNACK");
+                bail!("the broker closed the connection before {expected}");
             }
-        };
-        if ack.reason.is_error() {
-            bail!("the broker refused CONNECT: {}", ack.reason);
         }
-        Ok(ack)
     }
 
     /// Reads until the broker ends the connection and says how: a DISCONNECT packet, the end

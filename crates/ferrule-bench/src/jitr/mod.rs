@@ -1,7 +1,8 @@
 //! The just-in-time registration scenario (AWS IoT Core's JITR, with a broker that holds the
 //! first connection until the certificate is activated): how long a brand-new device waits
 //! between sending CONNECT and receiving CONNACK when an operator activates its certificate as
-//! soon as the broker announces it.
+//! soon as the broker announces it, and its time to first publish (from its TCP connect to the
+//! PUBACK of its first QoS 1 PUBLISH).
 //!
 //! Pieces: devices (`concurrency` at a time, each certificate of the pool used once) connect
 //! over TLS with a certificate the broker has never seen, issued by a CA registered with
@@ -28,7 +29,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use ferrule_mqtt::{Packet, ProtocolVersion, QoS, TopicFilter};
+use bytes::Bytes;
+use ferrule_mqtt::{Packet, ProtocolVersion, QoS, TopicFilter, TopicName};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
@@ -69,10 +71,14 @@ pub(crate) struct JitrPlan {
 #[derive(Debug)]
 struct DeviceResult {
     index: usize,
+    /// When the device began its TCP connect.
+    began: Instant,
     handshake: Duration,
     connect_sent: Instant,
     /// When CONNACK arrived, or why it did not.
     connack: Result<Instant, String>,
+    /// When the PUBACK of its first PUBLISH arrived, or why it did not.
+    published: Result<Instant, String>,
 }
 
 /// What the run collected: the devices' results, and the times the events subscriber and the
@@ -272,12 +278,17 @@ async fn device_worker(
         let index = i as usize;
         let result = match timeout_at(deadline, device(plan, index)).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) => DeviceResult {
-                index,
-                handshake: Duration::ZERO,
-                connect_sent: Instant::now(),
-                connack: Err(format!("{e:#}")),
-            },
+            Ok(Err(e)) => {
+                let now = Instant::now();
+                DeviceResult {
+                    index,
+                    began: now,
+                    handshake: Duration::ZERO,
+                    connect_sent: now,
+                    connack: Err(format!("{e:#}")),
+                    published: Err("no connection".to_owned()),
+                }
+            }
             Err(_) => return,
         };
         if results.send(result).is_err() {
@@ -287,25 +298,39 @@ async fn device_worker(
 }
 
 /// One device: TLS handshake, CONNECT, wait for CONNACK (held by the broker until the
-/// certificate is activated), DISCONNECT.
+/// certificate is activated), one QoS 1 PUBLISH and its PUBACK, DISCONNECT.
 async fn device(plan: &JitrPlan, index: usize) -> anyhow::Result<DeviceResult> {
     let identity = &plan.tls.identities[index];
     let began = Instant::now();
     let mut conn =
         TlsConn::handshake(plan.addr, &plan.tls.server_name, identity, plan.protocol).await?;
     let connect_sent = Instant::now();
-    let connect = connect_packet(format!("fb{}j{index}", plan.run_id), plan.protocol, 0);
+    let client_id = format!("fb{}j{index}", plan.run_id);
+    let connect = connect_packet(client_id.clone(), plan.protocol, 0);
     conn.send_connect(connect).await?;
     let connack = match conn.recv_connack().await {
         Ok(_) => Ok(Instant::now()),
         Err(e) => Err(format!("{}: {e:#}", identity.name)),
     };
+    let published = match &connack {
+        Ok(_) => {
+            let topic =
+                TopicName::new(format!("bench/jitr/{client_id}")).map_err(|e| anyhow!("{e}"))?;
+            match conn.publish_acked(topic, Bytes::from_static(b"{}")).await {
+                Ok(()) => Ok(Instant::now()),
+                Err(e) => Err(format!("{}: first PUBLISH: {e:#}", identity.name)),
+            }
+        }
+        Err(_) => Err("no CONNACK".to_owned()),
+    };
     conn.close().await;
     Ok(DeviceResult {
         index,
+        began,
         handshake: connect_sent - began,
         connect_sent,
         connack,
+        published,
     })
 }
 
@@ -318,6 +343,7 @@ fn report(
 ) -> Report {
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let mut hold = Histogram::default();
+    let mut first_publish = Histogram::default();
     let mut to_event = Histogram::default();
     let mut to_answer = Histogram::default();
     let mut to_connack = Histogram::default();
@@ -325,14 +351,16 @@ fn report(
     let (mut succeeded, mut failed, mut early) = (0u64, 0u64, 0u64);
     let mut first_error = None;
     for result in &seen.done {
-        let Ok(connack) = result.connack else {
+        let (Ok(connack), Ok(published)) = (&result.connack, &result.published) else {
             failed += 1;
-            if let Err(e) = &result.connack {
+            if let Err(e) = result.connack.as_ref().and(result.published.as_ref()) {
                 first_error.get_or_insert_with(|| e.clone());
             }
             continue;
         };
+        let (connack, published) = (*connack, *published);
         succeeded += 1;
+        first_publish.record(ns(published - result.began));
         handshake.record(ns(result.handshake));
         hold.record(ns(connack - result.connect_sent));
         let id = &plan.tls.identities[result.index].certificate_id;
@@ -391,6 +419,16 @@ fn report(
         "elapsed",
         "s",
         Value::Num(elapsed.as_secs_f64()),
+    );
+    report.add_latency(
+        [
+            "first_publish_p50_us",
+            "first_publish_p90_us",
+            "first_publish_p99_us",
+            "first_publish_max_us",
+        ],
+        "time to first publish (TCP connect -> PUBACK)",
+        &first_publish,
     );
     report.add_p95(
         ["hold_p50_us", "hold_p95_us", "hold_max_us"],

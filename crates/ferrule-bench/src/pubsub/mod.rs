@@ -7,9 +7,15 @@
 //! `bench/{run}p{n}/data`, a rule republishes to `out/...`, subscribers on `out/#`); with
 //! `cold_every` some messages are meant to fail the rule's WHERE clause and are not expected.
 //!
+//! The messages can also reach the subscribers from the broker's storage: retained (each
+//! message retained on a topic of its own, the subscribers subscribing once all are stored), or
+//! queued for persistent sessions whose subscribers are away (they come back once all are
+//! published).
+//!
 //! Order of a run: connect and subscribe every subscriber, connect every publisher, start the
 //! clock, run all publishers and subscribers as tasks until each has its count or the deadline
-//! passes, then merge their statistics into a [`Report`].
+//! passes, then merge their statistics into a [`Report`]. [`run`] says how the stored modes
+//! differ.
 
 mod publisher;
 mod stamp;
@@ -20,7 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use ferrule_mqtt::{ProtocolVersion, QoS, TopicFilter, TopicName};
+use bytes::Bytes;
+use ferrule_mqtt::{Packet, Properties, ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
@@ -29,7 +36,7 @@ use self::publisher::{PubJob, PubStats, publish};
 pub(crate) use self::stamp::{PayloadFormat, STAMP_LEN};
 pub(crate) use self::subscriber::open_subscriber;
 use self::subscriber::{SubJob, SubStats, subscribe};
-use crate::conn::{Conn, connect_packet};
+use crate::conn::{Conn, connect_packet, persistent_connect};
 use crate::report::{Report, Value};
 
 /// Encode publishes until this much output is pending, then write.
@@ -74,6 +81,8 @@ pub(crate) struct PubSubPlan {
     /// JSON: every this many messages one is cold (fails `WHERE temp > 20`) and is not
     /// expected by the subscribers; 0 = none.
     pub(crate) cold_every: u32,
+    /// Live, retained or persistent-session delivery.
+    pub(crate) mode: Mode,
     /// The run stops by itself after this long.
     pub(crate) timeout: Duration,
     /// Makes client identifiers unique.
@@ -94,8 +103,36 @@ impl Clock {
     }
 }
 
+/// What the subscribers receive, and when they connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Subscribed before the publishers start: messages are delivered as they are published.
+    Live,
+    /// Every message is published retained to a topic of its own; the subscribers connect
+    /// once all are stored and receive them as retained messages.
+    Retained,
+    /// The subscribers subscribe in persistent sessions and disconnect; the broker queues the
+    /// messages for them and delivers them when they come back.
+    Persistent,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Retained => "retained",
+            Mode::Persistent => "persistent",
+        }
+    }
+}
+
 /// Runs the scenario. Fails only if the connections cannot be set up; problems during the run
 /// are reported in the [`Report`] next to what was measured.
+///
+/// Live: subscribers, then publishers, then all run at once. Retained: publishers run to the
+/// end, then the subscribers connect and subscribe, then the retained topics are cleared.
+/// Persistent: subscribers subscribe and disconnect, publishers run to the end, subscribers
+/// reconnect to their sessions and drain them, then the sessions are removed.
 pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     let clock = Clock(Instant::now());
     let deadline = clock.0 + plan.timeout;
@@ -106,22 +143,22 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
         None => TopicFilter::new(format!("{}/#", plan.prefix))
             .map_err(|e| anyhow!("--topic-prefix {:?}: {e}", plan.prefix))?,
     };
-    let mut opening = JoinSet::new();
-    for i in 0..plan.subscribers {
-        let connect = connect_packet(
-            format!("fb{}s{i}", plan.run_id),
-            plan.protocol,
-            KEEP_ALIVE_SECS,
-        );
-        let filter = filter.clone();
-        let (addr, qos) = (plan.addr, plan.qos);
-        opening.spawn(async move { open_subscriber(addr, connect, filter, qos, max_packet).await });
+    let mut subscribers = Vec::new();
+    match plan.mode {
+        Mode::Live => {
+            subscribers = open_subscribers(&plan, &filter, max_packet, deadline, false).await?;
+        }
+        Mode::Persistent => {
+            // Subscribed in sessions that outlive the connections, then away.
+            let away = open_subscribers(&plan, &filter, max_packet, deadline, true).await?;
+            let mut leaving = JoinSet::new();
+            for conn in away {
+                leaving.spawn(conn.disconnect());
+            }
+            leaving.join_all().await;
+        }
+        Mode::Retained => {}
     }
-    let subscribers = timeout_at(deadline, opening.join_all())
-        .await
-        .context("timed out connecting the subscribers")?
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut opening = JoinSet::new();
     for i in 0..plan.publishers {
@@ -151,20 +188,36 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
         }
     }
 
+    let mut report = Report::new(format!(
+        "pubsub: {} QoS {} {} -> {}{}{} on {}, {} -> {filter}",
+        plan.protocol,
+        plan.qos.as_u8(),
+        plan.publishers,
+        plan.subscribers,
+        if plan.fan_in { " (fan-in)" } else { "" },
+        match plan.mode {
+            Mode::Live => "",
+            Mode::Retained => " (retained)",
+            Mode::Persistent => " (persistent sessions)",
+        },
+        plan.addr,
+        publisher_topic(&plan, 0),
+    ));
     let (done_tx, done_rx) = watch::channel(None);
     let cpu_start = crate::process_cpu_seconds();
     let start_ns = clock.now_ns();
     let run_id: Arc<str> = plan.run_id.as_str().into();
+    let sub_job = |since_ns| SubJob {
+        publishers: plan.publishers,
+        messages: plan.messages,
+        format: plan.format,
+        run_id: run_id.clone(),
+        cold_every: plan.cold_every,
+        since_ns,
+    };
     let mut sub_tasks = JoinSet::new();
     for conn in subscribers {
-        let job = SubJob {
-            publishers: plan.publishers,
-            messages: plan.messages,
-            format: plan.format,
-            run_id: run_id.clone(),
-            cold_every: plan.cold_every,
-        };
-        let done = done_rx.clone();
+        let (job, done) = (sub_job(None), done_rx.clone());
         sub_tasks.spawn(async move { subscribe(conn, job, clock, deadline, done).await });
     }
     let mut pub_tasks = JoinSet::new();
@@ -182,20 +235,11 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
             format: plan.format,
             run_id: run_id.clone(),
             cold_every: plan.cold_every,
+            retain: plan.mode == Mode::Retained,
+            sync_at_end: plan.mode != Mode::Live,
         };
         pub_tasks.spawn(async move { publish(conn, job, clock, deadline).await });
     }
-
-    let mut report = Report::new(format!(
-        "pubsub: {} QoS {} {} -> {}{} on {}, {} -> {filter}",
-        plan.protocol,
-        plan.qos.as_u8(),
-        plan.publishers,
-        plan.subscribers,
-        if plan.fan_in { " (fan-in)" } else { "" },
-        plan.addr,
-        publisher_topic(&plan, 0),
-    ));
     let mut pubs = PubStats::default();
     for (stats, error) in pub_tasks.join_all().await {
         pubs.merge(&stats);
@@ -206,6 +250,25 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     let pubs_done_ns = clock.now_ns();
     // Subscribers only stop waiting early on this; if they all ended already nobody listens.
     let _ = done_tx.send(Some(pubs_done_ns));
+
+    // Stored messages: the subscribers come (back) now, and are timed from now.
+    let since_ns = (plan.mode != Mode::Live).then(|| clock.now_ns());
+    if plan.mode != Mode::Live {
+        let back = match plan.mode {
+            Mode::Persistent => resume_subscribers(&plan, max_packet, deadline).await,
+            _ => open_subscribers(&plan, &filter, max_packet, deadline, false).await,
+        };
+        match back {
+            Ok(back) => {
+                for conn in back {
+                    let (job, done) = (sub_job(since_ns), done_rx.clone());
+                    sub_tasks
+                        .spawn(async move { subscribe(conn, job, clock, deadline, done).await });
+                }
+            }
+            Err(e) => report.error(format!("subscribers: {e:#}")),
+        }
+    }
     let mut subs = SubStats::default();
     for (stats, error) in sub_tasks.join_all().await {
         subs.merge(&stats);
@@ -216,6 +279,10 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
     let cpu_seconds = crate::process_cpu_seconds()
         .zip(cpu_start)
         .map(|(end, start)| end - start);
+    let end_ns = clock.now_ns();
+    if let Err(e) = clean_up(&plan, max_packet).await {
+        report.error(format!("cleaning up: {e:#}"));
+    }
 
     fill_report(
         &mut report,
@@ -225,11 +292,125 @@ pub(crate) async fn run(plan: PubSubPlan) -> anyhow::Result<Report> {
         &subs,
         Span {
             start_ns,
-            end_ns: clock.now_ns(),
+            stored_ns: since_ns,
+            end_ns,
         },
         cpu_seconds,
     );
     Ok(report)
+}
+
+/// Subscriber `i`'s client id.
+fn subscriber_id(plan: &PubSubPlan, i: u32) -> String {
+    format!("fb{}s{i}", plan.run_id)
+}
+
+/// Connects every subscriber and subscribes it to `filter`; `persistent` in a session that
+/// outlives the connection.
+async fn open_subscribers(
+    plan: &PubSubPlan,
+    filter: &TopicFilter,
+    max_packet: u32,
+    deadline: Instant,
+    persistent: bool,
+) -> anyhow::Result<Vec<Conn>> {
+    let mut opening = JoinSet::new();
+    for i in 0..plan.subscribers {
+        let id = subscriber_id(plan, i);
+        let connect = match persistent {
+            true => persistent_connect(id, plan.protocol, KEEP_ALIVE_SECS, true),
+            false => connect_packet(id, plan.protocol, KEEP_ALIVE_SECS),
+        };
+        let filter = filter.clone();
+        let (addr, qos) = (plan.addr, plan.qos);
+        opening.spawn(async move { open_subscriber(addr, connect, filter, qos, max_packet).await });
+    }
+    timeout_at(deadline, opening.join_all())
+        .await
+        .context("timed out connecting the subscribers")?
+        .into_iter()
+        .collect()
+}
+
+/// Reconnects every subscriber to the session it left; a broker that kept no session for it
+/// is an error.
+async fn resume_subscribers(
+    plan: &PubSubPlan,
+    max_packet: u32,
+    deadline: Instant,
+) -> anyhow::Result<Vec<Conn>> {
+    let mut opening = JoinSet::new();
+    for i in 0..plan.subscribers {
+        let id = subscriber_id(plan, i);
+        let connect = persistent_connect(id.clone(), plan.protocol, KEEP_ALIVE_SECS, false);
+        let addr = plan.addr;
+        opening.spawn(async move {
+            let (conn, ack) = Conn::open(addr, connect, max_packet).await?;
+            if !ack.session_present {
+                bail!("{id}: the broker kept no session (CONNACK session present 0)");
+            }
+            Ok(conn)
+        });
+    }
+    timeout_at(deadline, opening.join_all())
+        .await
+        .context("timed out reconnecting the subscribers")?
+        .into_iter()
+        .collect()
+}
+
+/// Leaves the broker as the run found it: clears the retained topics, or removes the
+/// persistent sessions (a clean-session CONNECT discards a session; with MQTT 5 the session
+/// then ends with the connection).
+async fn clean_up(plan: &PubSubPlan, max_packet: u32) -> anyhow::Result<()> {
+    match plan.mode {
+        Mode::Live => Ok(()),
+        Mode::Retained => {
+            let connect = connect_packet(
+                format!("fb{}c", plan.run_id),
+                plan.protocol,
+                KEEP_ALIVE_SECS,
+            );
+            let (mut conn, _) = Conn::open(plan.addr, connect, max_packet).await?;
+            for id in 0..plan.publishers {
+                let base = publisher_topic(plan, id);
+                for seq in 0..plan.messages {
+                    let topic = TopicName::new(format!("{base}/m{seq}"))
+                        .map_err(|e| anyhow!("topic {base}/m{seq}: {e}"))?;
+                    // An empty retained message removes the topic's retained message.
+                    conn.queue(&Packet::Publish(Publish {
+                        dup: false,
+                        qos: QoS::AtMostOnce,
+                        retain: true,
+                        topic: Some(topic),
+                        packet_id: None,
+                        payload: Bytes::new(),
+                        properties: Properties::default(),
+                    }))?;
+                    if conn.unwritten() >= WRITE_BATCH {
+                        conn.flush().await?;
+                    }
+                }
+            }
+            conn.sync().await?;
+            conn.close().await;
+            Ok(())
+        }
+        Mode::Persistent => {
+            let mut leaving = JoinSet::new();
+            for i in 0..plan.subscribers {
+                let connect =
+                    connect_packet(subscriber_id(plan, i), plan.protocol, KEEP_ALIVE_SECS);
+                let addr = plan.addr;
+                leaving.spawn(async move {
+                    let (conn, _) = Conn::open(addr, connect, max_packet).await?;
+                    conn.disconnect().await;
+                    anyhow::Ok(())
+                });
+            }
+            leaving.join_all().await.into_iter().collect()
+        }
+    }
 }
 
 /// The topic publisher `id` publishes to.
@@ -246,6 +427,8 @@ fn publisher_topic(plan: &PubSubPlan, id: u32) -> String {
 /// Points in time of the run, in clock nanoseconds.
 struct Span {
     start_ns: u64,
+    /// When the subscribers came for stored (retained or queued) messages.
+    stored_ns: Option<u64>,
     end_ns: u64,
 }
 
@@ -258,14 +441,16 @@ fn fill_report(
     span: Span,
     cpu_seconds: Option<f64>,
 ) {
-    let qos1 = plan.qos == QoS::AtLeastOnce;
+    let acked = plan.qos != QoS::AtMostOnce;
     let expected = pubs.passing * u64::from(plan.subscribers);
     let last_ns = if subs.received > 0 {
         subs.last_ns
     } else {
         pubs.finished_ns.max(span.start_ns)
     };
-    let elapsed = (last_ns.saturating_sub(span.start_ns)) as f64 / 1e9;
+    // Stored messages are received from when the subscribers came for them.
+    let received_from = span.stored_ns.unwrap_or(span.start_ns);
+    let elapsed = (last_ns.saturating_sub(received_from)) as f64 / 1e9;
     let publish_elapsed = (pubs.finished_ns.max(span.start_ns) - span.start_ns).max(1) as f64 / 1e9;
     let per_second = |n: f64| if elapsed > 0.0 { n / elapsed } else { 0.0 };
     let protocol = if plan.protocol.is_v5() { "5" } else { "3.1.1" };
@@ -274,6 +459,7 @@ fn fill_report(
     report.add("broker", "broker", "", Value::Text(plan.addr.to_string()));
     report.add("protocol", "protocol", "", Value::Text(protocol.into()));
     report.add("qos", "QoS", "", Value::Int(plan.qos.as_u8().into()));
+    report.add("mode", "mode", "", Value::Text(plan.mode.as_str().into()));
     report.add(
         "publishers",
         "publishers",
@@ -310,7 +496,7 @@ fn fill_report(
         "msg/s",
         Value::Int(plan.rate.into()),
     );
-    if qos1 {
+    if acked {
         report.add(
             "inflight",
             "in-flight window",
@@ -389,7 +575,11 @@ fn fill_report(
     );
     report.add(
         "elapsed_s",
-        "elapsed (to last receive)",
+        if span.stored_ns.is_some() {
+            "elapsed (subscribers connecting -> last receive)"
+        } else {
+            "elapsed (to last receive)"
+        },
         "s",
         Value::Num(elapsed),
     );
@@ -418,10 +608,14 @@ fn fill_report(
             "latency_p99_us",
             "latency_max_us",
         ],
-        "latency",
+        if span.stored_ns.is_some() {
+            "latency (from the subscribers connecting)"
+        } else {
+            "latency"
+        },
         &subs.latency,
     );
-    if qos1 {
+    if acked {
         report.add_latency(
             [
                 "puback_p50_us",
@@ -429,18 +623,18 @@ fn fill_report(
                 "puback_p99_us",
                 "puback_max_us",
             ],
-            "puback latency",
+            "ack latency (PUBACK; PUBCOMP at QoS 2)",
             &pubs.puback,
         );
         report.add(
             "puback_errors",
-            "PUBACKs with an error",
+            "acks with an error",
             "",
             Value::Int(pubs.ack_errors),
         );
         report.add(
             "unknown_acks",
-            "PUBACKs for no publish",
+            "acks for no publish",
             "",
             Value::Int(pubs.unknown_acks),
         );

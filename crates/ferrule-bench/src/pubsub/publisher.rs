@@ -1,11 +1,13 @@
-//! One publisher: publishes its messages as fast as allowed (by `--rate` and, for QoS 1, by
-//! the window of unacknowledged PUBLISHes), stamping each, and times the PUBACKs.
+//! One publisher: publishes its messages as fast as allowed (by `--rate` and, for QoS 1 and 2,
+//! by the window of unacknowledged PUBLISHes), stamping each, and times the acknowledgements
+//! (PUBACK at QoS 1; PUBREC, PUBREL and PUBCOMP at QoS 2). Retained messages each go to a
+//! topic of their own.
 
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use bytes::BytesMut;
-use ferrule_mqtt::{Packet, Properties, ProtocolVersion, Publish, QoS, TopicName};
+use ferrule_mqtt::{Packet, Properties, ProtocolVersion, PubResp, Publish, QoS, TopicName};
 use tokio::time::{Instant, sleep_until};
 
 use super::stamp::{PayloadFormat, Stamp, cold_before, is_cold, write_json_payload, write_payload};
@@ -29,6 +31,11 @@ pub(super) struct PubJob {
     pub(super) run_id: Arc<str>,
     /// Every this many messages one is cold (JSON only); 0 = none.
     pub(super) cold_every: u32,
+    /// Publish retained, message `seq` to `{topic}/m{seq}`.
+    pub(super) retain: bool,
+    /// End with a PINGREQ round trip, so that the broker has handled every message (QoS 0
+    /// has no acknowledgement to wait for).
+    pub(super) sync_at_end: bool,
 }
 
 impl PubJob {
@@ -95,7 +102,16 @@ pub(super) async fn publish(
     deadline: Instant,
 ) -> (PubStats, Option<anyhow::Error>) {
     let mut stats = PubStats::default();
-    let result = publish_loop(&mut conn, &job, clock, deadline, &mut stats).await;
+    let mut result = publish_loop(&mut conn, &job, clock, deadline, &mut stats).await;
+    if result.is_ok() && !stats.timed_out && job.sync_at_end {
+        result = match tokio::time::timeout_at(deadline, conn.sync()).await {
+            Ok(synced) => synced,
+            Err(_) => {
+                stats.timed_out = true;
+                Ok(())
+            }
+        };
+    }
     stats.finished_ns = clock.now_ns();
     if stats.timed_out {
         // Publishes still in the output buffer never left; they are not sent.
@@ -122,7 +138,7 @@ fn sample_publish(job: &PubJob) -> Publish {
     Publish {
         dup: false,
         qos: job.qos,
-        retain: false,
+        retain: job.retain,
         topic: Some(job.topic.clone()),
         packet_id: (job.qos != QoS::AtMostOnce).then_some(1),
         payload: payload.freeze(),
@@ -137,9 +153,9 @@ async fn publish_loop(
     deadline: Instant,
     stats: &mut PubStats,
 ) -> anyhow::Result<()> {
-    let qos1 = job.qos == QoS::AtLeastOnce;
+    let acked = job.qos != QoS::AtMostOnce;
     // Send time + 1 of the unacknowledged publish with each packet id; 0 = free.
-    let mut inflight: Vec<u64> = if qos1 { vec![0; 1 << 16] } else { Vec::new() };
+    let mut inflight: Vec<u64> = if acked { vec![0; 1 << 16] } else { Vec::new() };
     let mut in_flight = 0usize;
     let mut last_id: u16 = 0;
     let mut seq: u32 = 0;
@@ -156,7 +172,7 @@ async fn publish_loop(
                 seq,
             };
             job.payload(&mut scratch, stamp);
-            let packet_id = if qos1 {
+            let packet_id = if acked {
                 last_id = next_free_id(&inflight, last_id);
                 inflight[usize::from(last_id)] = sent_ns + 1;
                 in_flight += 1;
@@ -164,11 +180,17 @@ async fn publish_loop(
             } else {
                 None
             };
+            let topic = if job.retain {
+                TopicName::new(format!("{}/m{seq}", job.topic))
+                    .map_err(|e| anyhow!("topic {}/m{seq}: {e}", job.topic))?
+            } else {
+                job.topic.clone()
+            };
             conn.queue(&Packet::Publish(Publish {
                 dup: false,
                 qos: job.qos,
-                retain: false,
-                topic: Some(job.topic.clone()),
+                retain: job.retain,
+                topic: Some(topic),
                 packet_id,
                 payload: scratch.split().freeze(),
                 properties: Properties::default(),
@@ -199,15 +221,30 @@ async fn publish_loop(
         let now = clock.now_ns();
         while let Some(packet) = conn.next_packet()? {
             match packet {
-                Packet::PubAck(ack) => match inflight.get_mut(usize::from(ack.packet_id)) {
-                    Some(slot) if *slot != 0 => {
-                        stats.puback.record(now.saturating_sub(*slot - 1));
+                // QoS 1 ends with PUBACK; QoS 2 with PUBCOMP, after PUBREC and our PUBREL.
+                Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                    match inflight.get_mut(usize::from(ack.packet_id)) {
+                        Some(slot) if *slot != 0 => {
+                            stats.puback.record(now.saturating_sub(*slot - 1));
+                            *slot = 0;
+                            in_flight -= 1;
+                            stats.acked += 1;
+                            if ack.reason.is_error() {
+                                stats.ack_errors += 1;
+                            }
+                        }
+                        _ => stats.unknown_acks += 1,
+                    }
+                }
+                Packet::PubRec(rec) => match inflight.get_mut(usize::from(rec.packet_id)) {
+                    // A refusal ends the exchange: no PUBREL follows (MQTT 5, 4.3.3).
+                    Some(slot) if *slot != 0 && rec.reason.is_error() => {
                         *slot = 0;
                         in_flight -= 1;
-                        stats.acked += 1;
-                        if ack.reason.is_error() {
-                            stats.ack_errors += 1;
-                        }
+                        stats.ack_errors += 1;
+                    }
+                    Some(slot) if *slot != 0 => {
+                        conn.queue(&Packet::PubRel(PubResp::new(rec.packet_id)))?;
                     }
                     _ => stats.unknown_acks += 1,
                 },
@@ -249,6 +286,8 @@ mod tests {
             format: PayloadFormat::Binary,
             run_id: "r".into(),
             cold_every: 0,
+            retain: false,
+            sync_at_end: false,
         };
         assert_eq!(job.allowed(0), 1);
         assert_eq!(job.allowed(999_999_999), 100);

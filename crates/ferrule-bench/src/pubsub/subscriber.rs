@@ -1,5 +1,7 @@
 //! One subscriber: receives every message of the run on its filter (`{prefix}/#` unless told
-//! otherwise), acknowledges QoS 1, and counts unique messages, duplicates and latency. It stops
+//! otherwise), acknowledges QoS 1 and 2, and counts unique messages, duplicates and latency
+//! (from each message's send time, or, for messages the broker kept for it, from when it
+//! connected). It stops
 //! when it has everything, when the publishers are done and nothing has arrived for a while,
 //! or at the deadline.
 
@@ -58,6 +60,9 @@ pub(super) struct SubJob {
     pub(super) run_id: Arc<str>,
     /// Every this many messages one is cold and not expected; 0 = none.
     pub(super) cold_every: u32,
+    /// Latency is measured from this clock time instead of each message's send time: the
+    /// messages were stored (retained, or queued for a session away) before it connected.
+    pub(super) since_ns: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -148,11 +153,17 @@ async fn subscribe_loop(
             let publish = match packet {
                 Packet::Publish(publish) => publish,
                 Packet::PingResp => continue,
+                Packet::PubRel(rel) => {
+                    conn.queue(&Packet::PubComp(PubResp::new(rel.packet_id)))?;
+                    continue;
+                }
                 Packet::Disconnect(d) => bail!("the broker sent DISCONNECT: {}", d.reason),
                 other => bail!("unexpected {} from the broker", other.kind()),
             };
-            if let Some(id) = publish.packet_id {
-                conn.queue(&Packet::PubAck(PubResp::new(id)))?;
+            match (publish.qos, publish.packet_id) {
+                (QoS::ExactlyOnce, Some(id)) => conn.queue(&Packet::PubRec(PubResp::new(id)))?,
+                (_, Some(id)) => conn.queue(&Packet::PubAck(PubResp::new(id)))?,
+                (_, None) => {}
             }
             stats.received += 1;
             stats.bytes += publish.payload.len() as u64;
@@ -174,7 +185,8 @@ async fn subscribe_loop(
                     } else {
                         seen[word] |= mask;
                         stats.unique += 1;
-                        stats.latency.record(now.saturating_sub(s.sent_ns));
+                        let from = job.since_ns.unwrap_or(s.sent_ns);
+                        stats.latency.record(now.saturating_sub(from));
                     }
                 }
                 _ => stats.foreign += 1,
