@@ -8,7 +8,10 @@
 # Rows: 1 qos0 (fan-in 4x4, QoS 0), 2 qos1 (fan-in 4x4, QoS 1), 3 fanout (1 -> 100, QoS 0),
 # 4 latency (8k msg/s in, 32k out: p99, QoS 0 and QoS 1), 5 idle (memory per idle connection,
 # plain and mTLS, a fresh broker process per measurement), 6 storm (plain connections),
-# 7 handshake (full mTLS handshakes, ECDSA P-256 and RSA-2048 device certificates).
+# 7 handshake (full mTLS handshakes, ECDSA P-256 and RSA-2048 device certificates), 8 qos2
+# (4x4, QoS 2, 20 in flight per publisher), 9 retained (4 publishers store retained messages,
+# each on its own topic, then 4 subscribers receive them all), 10 persistent (4 subscribers in
+# persistent sessions away while 4 publishers publish at QoS 1, then back to drain their queues).
 #
 # Every broker gets the same ECDSA P-256 server certificate (bench/peers/server_cert.py) and the
 # same device certificates (bench/identity.py pki; registered ACTIVE in Ferrule beforehand, so the
@@ -162,9 +165,12 @@ start_ferrule() {
     local listener
     mkdir -p "$FDATA"
     rm -f "$FDATA/listeners.toml"
+    # A queue per session as deep as Mosquitto's here (max_queued_messages 0, no limit): the
+    # persistent-session row queues up to 4 x its message count for each subscriber away.
     taskset -c "$BROKER_CPU" "$FERRULE" serve --data-dir "$FDATA" --mqtt-listen 127.0.0.1:0 \
         --mqtts-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --tls-cert "$SRV/server.pem" \
-        --tls-key "$SRV/server.key" --log warn >>"$WORK/ferrule.log" 2>&1 &
+        --tls-key "$SRV/server.key" --max-queued-messages 1000000 --log warn \
+        >>"$WORK/ferrule.log" 2>&1 &
     PID[ferrule]=$!
     listener() { sed -n "s/^$1 = \"127\\.0\\.0\\.1:\\([0-9]*\\)\"\$/\\1/p" "$FDATA/listeners.toml" 2>/dev/null; }
     for _ in $(seq 300); do
@@ -342,6 +348,9 @@ declare -A COUNT=(
     [fanout|ferrule]=60000 [fanout|mosquitto]=8000 [fanout|rumqttd]=60000
     [storm|ferrule]=40000 [storm|mosquitto]=50000 [storm|rumqttd]=4000
     [hs|ferrule]=2000 [hs|mosquitto]=2000 [hs|rumqttd]=1000
+    [qos2|ferrule]=50000 [qos2|mosquitto]=5000 [qos2|rumqttd]=50000
+    [retained|ferrule]=25000 [retained|mosquitto]=10000 [retained|rumqttd]=10000
+    [persistent|ferrule]=50000 [persistent|mosquitto]=20000 [persistent|rumqttd]=20000
 )
 count() { scaled "${COUNT[$1|$2]}"; }
 PUBSUB=(pubsub --payload 64)
@@ -377,6 +386,28 @@ run_traffic_rows() {
                 j=$(bench "$b" fanout "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos 0 --publishers 1 \
                     --subscribers 100 --messages "$(count fanout "$b")")
                 pubsub_row fanout "$b" "$j"
+            fi
+            if want 8 qos2; then
+                # 20 in flight: Mosquitto drops a 3.1.1 client's QoS 2 PUBLISHes beyond it.
+                log "row 8, QoS 2 4x4, $b, run $rep"
+                ensure_up "$b"
+                j=$(bench "$b" qos2 "${PUBSUB[@]}" --port "${PLAIN[$b]}" --qos 2 --inflight 20 \
+                    --publishers 4 --subscribers 4 --messages "$(count qos2 "$b")")
+                pubsub_row qos2 "$b" "$j"
+            fi
+            if want 9 retained; then
+                log "row 9, retained messages, 4 publishers -> 4 subscribers, $b, run $rep"
+                ensure_up "$b"
+                j=$(bench "$b" retained "${PUBSUB[@]}" --port "${PLAIN[$b]}" --retained --qos 1 \
+                    --publishers 4 --subscribers 4 --messages "$(count retained "$b")")
+                pubsub_row retained "$b" "$j"
+            fi
+            if want 10 persistent; then
+                log "row 10, persistent sessions, QoS 1 4x4, $b, run $rep"
+                ensure_up "$b"
+                j=$(bench "$b" persistent "${PUBSUB[@]}" --port "${PLAIN[$b]}" --persistent --qos 1 \
+                    --publishers 4 --subscribers 4 --messages "$(count persistent "$b")")
+                pubsub_row persistent "$b" "$j"
             fi
             if want 4 latency; then
                 local q
@@ -478,7 +509,7 @@ if has_broker ferrule && [[ -n $NEED_PKI ]]; then
     stop_broker ferrule
 fi
 want 5 idle && run_idle_rows
-if want 1 qos0 || want 2 qos1 || want 3 fanout || want 4 latency || want 6 storm || want 7 handshake mtls; then
+if want 1 qos0 || want 2 qos1 || want 3 fanout || want 4 latency || want 6 storm || want 7 handshake mtls || want 8 qos2 || want 9 retained || want 10 persistent; then
     for b in "${ALL[@]}"; do start_broker "$b"; done
     run_traffic_rows
     for b in "${ALL[@]}"; do stop_broker "$b"; done
@@ -528,6 +559,12 @@ want 7 handshake mtls && row "7. full mTLS handshake, ECDSA P-256 device cert: b
 want 7 handshake mtls && row "7. full mTLS handshake, RSA-2048 device cert: broker CPU ms" hs-rsa.cpu 3 "≤ 0.45" "<=" 0.45
 want 7 handshake mtls && row "7. mTLS handshakes, ECDSA P-256: conn/s (10 at a time)" hs-ec.rate 0 "" "" -
 want 7 handshake mtls && row "7. mTLS handshakes, RSA-2048: conn/s (10 at a time)" hs-rsa.rate 0 "" "" -
+want 8 qos2 && row "8. QoS 2 4x4 (20 in flight): broker CPU µs per delivered message" qos2.cpu 2 "" "" -
+want 8 qos2 && row "8. QoS 2 4x4: delivered msg/s" qos2.rate 0 "" "" -
+want 9 retained && row "9. retained, 4 publishers → 4 subscribers, QoS 1: broker CPU µs per delivered message (storing, delivering, clearing)" retained.cpu 2 "" "" -
+want 9 retained && row "9. retained: delivered msg/s (subscribers connecting → last message)" retained.rate 0 "" "" -
+want 10 persistent && row "10. persistent sessions, QoS 1 4x4: broker CPU µs per delivered message (queueing, delivering)" persistent.cpu 2 "" "" -
+want 10 persistent && row "10. persistent sessions: delivered msg/s (subscribers reconnecting → last message)" persistent.rate 0 "" "" -
 
 version_of() {
     case $1 in
@@ -554,7 +591,7 @@ echo
 # the rate; both well below it, the rest went to waiting, the kernel's loopback work (softirq
 # time is charged to neither) or other processes on the same cores.
 GROWS=()
-for m in qos0.rate qos1.rate fanout.rate lat0 lat1 storm.rate hs-ec.rate hs-rsa.rate; do
+for m in qos0.rate qos1.rate qos2.rate fanout.rate lat0 lat1 storm.rate hs-ec.rate hs-rsa.rate; do
     line="| $m |"
     any=
     for b in ferrule mosquitto rumqttd; do
