@@ -65,9 +65,27 @@ pub(crate) fn spawn_watcher(
     })
 }
 
+/// Forgets what `change` may have made stale in the registry cache: one certificate's entry
+/// when the change concerns only that certificate (its status, its attachments, its things),
+/// everything otherwise. Thousands of activations in a JITR storm then leave the other devices'
+/// entries in place.
+fn invalidate(auth: &Auth, change: &RegistryChange) {
+    let certificate = match change {
+        RegistryChange::CertificateChanged { certificate_id, .. }
+        | RegistryChange::CertificateDeleted { certificate_id } => Some(certificate_id.as_str()),
+        RegistryChange::PolicyAttachmentChanged { target, .. } => certificate_id_of(target),
+        RegistryChange::ThingPrincipalChanged { principal, .. } => certificate_id_of(principal),
+        _ => None,
+    };
+    match certificate {
+        Some(id) => auth.cache.invalidate_certificate(id),
+        None => auth.cache.invalidate(),
+    }
+}
+
 async fn apply(auth: &Auth, change: RegistryChange) {
     // First, before any reload below reads through it.
-    auth.cache.invalidate();
+    invalidate(auth, &change);
     match change {
         RegistryChange::CertificateChanged {
             certificate_id,
