@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     ACCOUNT, Aws, CLIENT_TIMEOUT, Ca, Cert, Conn, Ended, Event, Events, KeyAlg, Mqtt, Net, Pki,
-    Server, Sub, Tls, all_listener_args, arn, assert_ms_timestamp, mosquitto_pub_as, msg, now_ms,
-    policy, registered_topic, require_mosquitto, str_of, unique,
+    Server, Sub, Tls, all_listener_args, arn, assert_ms_timestamp, metric_sum, metrics_text,
+    mosquitto_pub_as, msg, now_ms, policy, registered_topic, require_mosquitto, str_of, unique,
 };
 use ferrule_mqtt::ProtocolVersion;
 use serde_json::{Value, json};
@@ -328,6 +328,66 @@ fn hold_mode_first_connection_succeeds_when_a_watcher_activates_it_during_the_ho
     let event = watcher.join().expect("the watcher thread");
     assert_registered(&event, &ca_id, &device.id(), from, true);
     assert_described(&aws, &device, &ca_id, "ACTIVE");
+}
+
+/// Activating one device does not make the broker forget another: after two devices are
+/// registered and activated just in time, the first reconnects and is decided from the registry
+/// cache, not the database.
+#[test]
+fn hold_mode_a_device_reconnecting_after_others_were_activated_is_decided_from_the_cache() {
+    let server = server_with(&["--jitr-hold-ms", "10000"]);
+    let aws = server.aws();
+    let pki = Pki::new();
+    let (ca, ca_id) = jitr_ca(&aws, &pki, "cache-ca", KeyAlg::EcP256);
+    aws.create_policy("DevicePolicy", &device_policy("cached"));
+    let devices = [
+        pki.device("cached-a", &ca, KeyAlg::EcP256),
+        pki.device("cached-b", &ca, KeyAlg::EcP256),
+    ];
+    let mut events = Events::start(&server);
+    let watcher = {
+        let aws = aws.clone();
+        let ids: Vec<String> = devices.iter().map(Cert::id).collect();
+        let ca_id = ca_id.clone();
+        std::thread::spawn(move || {
+            for id in &ids {
+                registered_event(&mut events, &ca_id, id, Duration::from_secs(30));
+                aws.update_certificate(id, "ACTIVE");
+                aws.attach_policy("DevicePolicy", id);
+            }
+        })
+    };
+    let publish = |device: &Cert, what: &str| {
+        let out = mosquitto_pub_as(
+            &server,
+            Some(device),
+            Mqtt::V311,
+            "cached/x",
+            what,
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{what}: {out:?}");
+    };
+    publish(&devices[0], "a, first connection");
+    publish(&devices[1], "b, first connection");
+    watcher.join().expect("the watcher thread");
+
+    let lookups = |result: &str| {
+        metric_sum(
+            &metrics_text(&server),
+            "ferrule_registry_cache_lookups_total",
+            &[("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    let (hits, misses) = (lookups("hit"), lookups("miss"));
+    publish(&devices[0], "a, again");
+    assert_eq!(
+        lookups("miss"),
+        misses,
+        "the reconnect read the database: the cache forgot device a"
+    );
+    assert_eq!(lookups("hit"), hits + 1.0);
 }
 
 #[test]

@@ -154,7 +154,15 @@ impl Auth {
         loop {
             let generation = self.cache.generation();
             let changes = hold.changes();
-            let cached = if fresh { None } else { self.cache.record(id) };
+            let cached = if fresh {
+                None
+            } else {
+                let cached = self.cache.record(id);
+                let result = if cached.is_some() { "hit" } else { "miss" };
+                metrics::counter!("ferrule_registry_cache_lookups_total", "result" => result)
+                    .increment(1);
+                cached
+            };
             let record = match cached {
                 Some(cached) => Some(cached),
                 None => {

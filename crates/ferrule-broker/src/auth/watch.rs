@@ -2,55 +2,72 @@
 //! certificate that stops being ACTIVE (or is deleted) revokes its connections' grants; a
 //! policy, attachment or thing change reloads the grants it may affect, and revokes those whose
 //! policies no longer allow `iot:Connect`. Connections learn of it through [`Grant::changed`].
+//!
+//! Each change is handled in one order: first the registry cache forgets what it made stale,
+//! then the connections whose CONNECT is being decided and which it concerns are woken, then
+//! the live grants are brought up to date. A decision woken by a change therefore reads past
+//! the cache's invalidation, and a grant tracked by a decision that did not see the change is
+//! reached by the update that follows.
 
 use std::sync::Arc;
 
 use ferrule_policy::Context;
 use ferrule_store::{CertificateStatus, RegistryChange};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Auth, Grant, Principal, Revoked, certificate_id_of};
 
-/// Starts following the change feed until the broker shuts down: one task tells connections
-/// whose CONNECT is being decided of the changes that concern them, at once; another brings
-/// live grants up to date, which may read the registry.
+/// Starts following the change feed until the broker shuts down: one task invalidates the
+/// cache and wakes the waiting decisions at once, and hands each change on, in order, to a
+/// second task that updates the live grants (which may read the registry).
 pub(crate) fn spawn_watcher(
     auth: Arc<Auth>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let mut holds_feed = auth.settings.registry.subscribe();
-    let holds_auth = auth.clone();
-    let mut holds_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            let change = tokio::select! {
-                c = holds_feed.recv() => c,
-                _ = holds_shutdown.wait_for(|down| *down) => return,
-            };
-            match change {
-                Ok(change) => holds_auth.holds.changed(&change),
-                Err(RecvError::Lagged(_)) => holds_auth.holds.changed_all(),
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
     let mut feed = auth.settings.registry.subscribe();
+    // `None`: the feed lagged, everything may be stale.
+    let (grants_tx, mut grants_rx) = mpsc::unbounded_channel::<Option<RegistryChange>>();
+    let follower = auth.clone();
+    let mut follower_shutdown = shutdown.clone();
     tokio::spawn(async move {
         loop {
             let change = tokio::select! {
                 c = feed.recv() => c,
-                _ = shutdown.wait_for(|down| *down) => return,
+                _ = follower_shutdown.wait_for(|down| *down) => return,
             };
-            match change {
-                Ok(change) => apply(&auth, change).await,
+            let change = match change {
+                Ok(change) => {
+                    invalidate(&follower, &change);
+                    follower.holds.changed(&change);
+                    Some(change)
+                }
                 Err(RecvError::Lagged(missed)) => {
-                    auth.cache.invalidate();
+                    follower.cache.invalidate();
+                    follower.holds.changed_all();
                     tracing::warn!(
                         missed,
                         "registry change feed lagged: reloading every live grant"
                     );
+                    None
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if grants_tx.send(change).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                c = grants_rx.recv() => c,
+                _ = shutdown.wait_for(|down| *down) => return,
+            };
+            match change {
+                Some(Some(change)) => apply(&auth, change).await,
+                Some(None) => {
                     auth.reload_anonymous().await;
                     for grant in auth.anonymous_grants() {
                         reload(&auth, &grant).await;
@@ -59,7 +76,7 @@ pub(crate) fn spawn_watcher(
                         reload(&auth, &grant).await;
                     }
                 }
-                Err(RecvError::Closed) => return,
+                None => return,
             }
         }
     })
@@ -83,9 +100,9 @@ fn invalidate(auth: &Auth, change: &RegistryChange) {
     }
 }
 
+/// Brings the live grants `change` concerns up to date; the cache has forgotten what the change
+/// made stale already.
 async fn apply(auth: &Auth, change: RegistryChange) {
-    // First, before any reload below reads through it.
-    invalidate(auth, &change);
     match change {
         RegistryChange::CertificateChanged {
             certificate_id,
