@@ -216,15 +216,14 @@ impl TrustStore {
             loop {
                 let result = match changes.recv().await {
                     Ok(RegistryChange::CaChanged { .. }) => store.reload_cas(&registry).await,
-                    Ok(RegistryChange::CertificateChanged { certificate_id, .. }) => {
-                        match registry.get_certificate(&certificate_id).await {
-                            Ok(cert) => {
-                                let without_ca = cert.is_some_and(|c| c.ca_id.is_none());
-                                store.update_without_ca(&certificate_id, without_ca);
-                                Ok(())
-                            }
-                            Err(error) => Err(error),
-                        }
+                    Ok(RegistryChange::CertificateChanged {
+                        certificate_id,
+                        ca_id,
+                        ..
+                    }) => {
+                        // A certificate's CA never changes: the change says all there is to know.
+                        store.update_without_ca(&certificate_id, ca_id.is_none());
+                        Ok(())
                     }
                     Ok(RegistryChange::CertificateDeleted { certificate_id }) => {
                         store.update_without_ca(&certificate_id, false);

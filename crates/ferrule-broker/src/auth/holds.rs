@@ -140,6 +140,7 @@ mod tests {
         RegistryChange::CertificateChanged {
             certificate_id: id.into(),
             status: CertificateStatus::Active,
+            ca_id: None,
         }
     }
 

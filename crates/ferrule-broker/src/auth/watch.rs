@@ -107,6 +107,7 @@ async fn apply(auth: &Auth, change: RegistryChange) {
         RegistryChange::CertificateChanged {
             certificate_id,
             status,
+            ..
         } if status != CertificateStatus::Active => {
             for grant in auth.grants_of(&certificate_id) {
                 grant.revoke(Revoked {

@@ -143,12 +143,15 @@ pub(super) async fn insert_certificate(db: &Db, cert: &CertRecord) -> Result<()>
     tx.emit(RegistryChange::CertificateChanged {
         certificate_id: cert.id.clone(),
         status: cert.status,
+        ca_id: cert.ca_id.clone(),
     });
     tx.commit().await
 }
 
 pub(super) async fn get_certificate(db: &Db, id: &str) -> Result<Option<CertRecord>> {
-    let mut tx = db.read(format!("reading the certificate {id:?}")).await?;
+    let mut tx = db
+        .read_one(format!("reading the certificate {id:?}"))
+        .await?;
     fetch_one(&mut tx, id).await
 }
 
@@ -187,6 +190,7 @@ pub(super) async fn update_certificate_status(
     tx.emit(RegistryChange::CertificateChanged {
         certificate_id: id.to_owned(),
         status,
+        ca_id: cert.ca_id.clone(),
     });
     tx.commit().await?;
     Ok(cert)

@@ -310,6 +310,8 @@ pub enum RegistryChange {
         certificate_id: String,
         /// Its status after the change.
         status: CertificateStatus,
+        /// The id of the CA that issued it; `None` for a certificate registered without one.
+        ca_id: Option<String>,
     },
     /// A device certificate was deleted.
     CertificateDeleted {

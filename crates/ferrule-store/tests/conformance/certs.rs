@@ -25,11 +25,13 @@ pub(crate) async fn certificate_round_trip(reg: Registry) {
         vec![
             RegistryChange::CertificateChanged {
                 certificate_id: cert.id.clone(),
-                status: CertificateStatus::PendingActivation
+                status: CertificateStatus::PendingActivation,
+                ca_id: cert.ca_id.clone(),
             },
             RegistryChange::CertificateChanged {
                 certificate_id: without_ca.id.clone(),
-                status: CertificateStatus::Active
+                status: CertificateStatus::Active,
+                ca_id: None,
             },
         ]
     );
@@ -109,7 +111,8 @@ pub(crate) async fn certificate_status_updates(reg: Registry) {
         .into_iter()
         .map(|status| RegistryChange::CertificateChanged {
             certificate_id: cert.id.clone(),
-            status
+            status,
+            ca_id: cert.ca_id.clone(),
         })
         .collect::<Vec<_>>()
     );

@@ -55,6 +55,7 @@ pub(crate) async fn change_feed_covers_every_mutation(reg: Registry) {
     let cert_changed = |status| RegistryChange::CertificateChanged {
         certificate_id: cert.id.clone(),
         status,
+        ca_id: cert.ca_id.clone(),
     };
     let policy_changed = RegistryChange::PolicyChanged {
         policy_name: "p".to_owned(),
