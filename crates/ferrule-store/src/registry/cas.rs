@@ -152,7 +152,7 @@ pub(super) async fn insert_ca(db: &Db, ca: &CaRecord) -> Result<()> {
 
 pub(super) async fn get_ca(db: &Db, id: &str) -> Result<Option<CaRecord>> {
     let mut tx = db
-        .read(format!("reading the CA certificate {id:?}"))
+        .read_one(format!("reading the CA certificate {id:?}"))
         .await?;
     fetch_one(&mut tx, id).await
 }

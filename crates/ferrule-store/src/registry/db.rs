@@ -3,9 +3,9 @@
 //!
 //! Statements use `$1`-style placeholders, which both SQLite and PostgreSQL accept, and only
 //! the column types both share (TEXT, BIGINT, BLOB/BYTEA, BOOLEAN). An operation opens a
-//! [`Tx`] (a write transaction, serialised with every other registry write, or a read
-//! snapshot), runs [`Sql`] statements on it, and commits; the changes it recorded are
-//! broadcast after the commit.
+//! [`Tx`] (a write transaction, serialised with every other registry write, a read snapshot,
+//! or, for a read of one statement, a plain connection), runs [`Sql`] statements on it, and
+//! commits; the changes it recorded are broadcast after the commit.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -14,8 +14,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, FromRow, Postgres, Sqlite, Transaction};
 use tokio::sync::broadcast;
 
@@ -185,6 +186,27 @@ impl Db {
         })
     }
 
+    /// A connection for `operation`, a read of **one statement**: a statement sees one
+    /// consistent snapshot on its own, so it needs no transaction (which would cost a BEGIN and
+    /// a ROLLBACK, each a round trip to the database's thread). Reads of several statements
+    /// that must agree use [`Db::read`].
+    pub(super) async fn read_one(
+        &self,
+        operation: impl Into<String>,
+    ) -> Result<Tx<'_>, RegistryError> {
+        let operation = operation.into();
+        let inner = match &self.pools {
+            Pools::Sqlite { read, .. } => read.acquire().await.map(TxInner::SqliteAutocommit),
+            Pools::Postgres(pool) => pool.acquire().await.map(TxInner::PostgresAutocommit),
+        };
+        Ok(Tx {
+            inner: inner.map_err(|source| self.query_error(&operation, source))?,
+            db: self,
+            operation,
+            changes: Vec::new(),
+        })
+    }
+
     fn query_error(&self, operation: &str, source: sqlx::Error) -> RegistryError {
         RegistryError::Backend(StoreError::Query {
             operation: operation.to_owned(),
@@ -318,6 +340,26 @@ impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    /// A plain connection, each statement its own transaction ([`Db::read_one`]).
+    SqliteAutocommit(PoolConnection<Sqlite>),
+    PostgresAutocommit(PoolConnection<Postgres>),
+}
+
+/// The connection a [`Tx`]'s statements run on.
+enum On<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+impl TxInner {
+    fn on(&mut self) -> On<'_> {
+        match self {
+            TxInner::Sqlite(tx) => On::Sqlite(tx),
+            TxInner::SqliteAutocommit(conn) => On::Sqlite(conn),
+            TxInner::Postgres(tx) => On::Postgres(tx),
+            TxInner::PostgresAutocommit(conn) => On::Postgres(conn),
+        }
+    }
 }
 
 /// An open transaction on either backend. Dropping it rolls back.
@@ -331,13 +373,13 @@ pub(super) struct Tx<'db> {
 impl Tx<'_> {
     /// Runs a statement; returns how many rows it changed.
     pub(super) async fn execute(&mut self, sql: Sql) -> Result<u64, RegistryError> {
-        let result = match &mut self.inner {
-            TxInner::Sqlite(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.args)
-                .execute(&mut **tx)
+        let result = match self.inner.on() {
+            On::Sqlite(conn) => bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.args)
+                .execute(conn)
                 .await
                 .map(|r| r.rows_affected()),
-            TxInner::Postgres(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.args)
-                .execute(&mut **tx)
+            On::Postgres(conn) => bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.args)
+                .execute(conn)
                 .await
                 .map(|r| r.rows_affected()),
         };
@@ -346,15 +388,15 @@ impl Tx<'_> {
 
     /// Runs a query and decodes every row.
     pub(super) async fn fetch_all<T: Row>(&mut self, sql: Sql) -> Result<Vec<T>, RegistryError> {
-        let result = match &mut self.inner {
-            TxInner::Sqlite(tx) => {
+        let result = match self.inner.on() {
+            On::Sqlite(conn) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.text)), sql.args)
-                    .fetch_all(&mut **tx)
+                    .fetch_all(conn)
                     .await
             }
-            TxInner::Postgres(tx) => {
+            On::Postgres(conn) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.text)), sql.args)
-                    .fetch_all(&mut **tx)
+                    .fetch_all(conn)
                     .await
             }
         };
@@ -366,15 +408,15 @@ impl Tx<'_> {
         &mut self,
         sql: Sql,
     ) -> Result<Option<T>, RegistryError> {
-        let result = match &mut self.inner {
-            TxInner::Sqlite(tx) => {
+        let result = match self.inner.on() {
+            On::Sqlite(conn) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.text)), sql.args)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(conn)
                     .await
             }
-            TxInner::Postgres(tx) => {
+            On::Postgres(conn) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.text)), sql.args)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(conn)
                     .await
             }
         };
@@ -404,6 +446,8 @@ impl Tx<'_> {
         let result = match inner {
             TxInner::Sqlite(tx) => tx.commit().await,
             TxInner::Postgres(tx) => tx.commit().await,
+            // Each statement committed on its own.
+            TxInner::SqliteAutocommit(_) | TxInner::PostgresAutocommit(_) => Ok(()),
         };
         result.map_err(|source| db.query_error(&operation, source))?;
         for change in changes {

@@ -464,7 +464,7 @@ pub(super) async fn list_policy_targets(
 
 pub(super) async fn policies_for_target(db: &Db, target: &str) -> Result<Vec<PolicyRecord>> {
     let mut tx = db
-        .read(format!("reading the policies attached to {target:?}"))
+        .read_one(format!("reading the policies attached to {target:?}"))
         .await?;
     fetch(
         &mut tx,

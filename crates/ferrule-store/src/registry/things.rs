@@ -153,7 +153,7 @@ pub(super) async fn create_thing(db: &Db, thing: &ThingRecord) -> Result<ThingRe
 }
 
 pub(super) async fn get_thing(db: &Db, name: &str) -> Result<Option<ThingRecord>> {
-    let mut tx = db.read(format!("reading the thing {name:?}")).await?;
+    let mut tx = db.read_one(format!("reading the thing {name:?}")).await?;
     fetch_one(&mut tx, name).await
 }
 
@@ -394,7 +394,7 @@ pub(super) async fn list_principal_things(
     sql.bind(principal);
     paging::tail(&mut sql, LIST, SortKey::Text("thing_name"), page)?;
     let mut tx = db
-        .read(format!("listing the things of {principal:?}"))
+        .read_one(format!("listing the things of {principal:?}"))
         .await?;
     let rows: Vec<(String,)> = tx.fetch_all(sql).await?;
     let items = rows.into_iter().map(|(t,)| t).collect();
