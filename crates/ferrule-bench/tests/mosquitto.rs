@@ -81,6 +81,16 @@ fn bench(args: &[&str]) -> Output {
         .expect("running ferrule-bench")
 }
 
+/// The JSON line of a run that must succeed.
+fn json_of(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The value of `"key":` in a flat JSON line, as written by the report.
 fn field<'a>(json: &'a str, key: &str) -> &'a str {
     let start = json
@@ -99,7 +109,7 @@ fn every_message_arrives_once_at_qos_0_1_and_2() {
     let Some(broker) = mosquitto() else { return };
     let port = broker.port.to_string();
     for (qos, protocol) in [("0", "3.1.1"), ("1", "3.1.1"), ("1", "5"), ("2", "5")] {
-        let out = bench(&[
+        let json = json_of(bench(&[
             "pubsub",
             "--port",
             &port,
@@ -118,13 +128,7 @@ fn every_message_arrives_once_at_qos_0_1_and_2() {
             "--timeout",
             "30",
             "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json = String::from_utf8(out.stdout).expect("UTF-8 output");
+        ]));
         assert_eq!(json.lines().count(), 1, "one JSON line: {json}");
         assert_eq!(field(&json, "sent"), "1500", "{json}");
         assert_eq!(field(&json, "received"), "3000", "{json}");
@@ -151,7 +155,7 @@ fn stored_messages_arrive_once_and_are_cleaned_up() {
         ("--persistent", "2", "5"),
     ] {
         let prefix = format!("stored/{}{qos}", &mode[2..]);
-        let out = bench(&[
+        let json = json_of(bench(&[
             "pubsub",
             mode,
             "--port",
@@ -172,13 +176,7 @@ fn stored_messages_arrive_once_and_are_cleaned_up() {
             "--timeout",
             "30",
             "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json = String::from_utf8(out.stdout).expect("UTF-8 output");
+        ]));
         assert_eq!(
             field(&json, "mode"),
             format!("\"{}\"", &mode[2..]),
@@ -212,20 +210,14 @@ fn stored_messages_arrive_once_and_are_cleaned_up() {
 #[test]
 fn connect_counts_connections() {
     let Some(broker) = mosquitto() else { return };
-    let out = bench(&[
+    let json = json_of(bench(&[
         "connect",
         "--port",
         &broker.port.to_string(),
         "--connections",
         "50",
         "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = String::from_utf8(out.stdout).expect("UTF-8 output");
+    ]));
     assert_eq!(field(&json, "succeeded"), "50", "{json}");
     assert_eq!(field(&json, "failed"), "0", "{json}");
 }
@@ -261,36 +253,47 @@ fn client_certs(ca_name: &str, n: usize, dir: &Path) -> CertifiedIssuer<'static,
     ca
 }
 
-#[test]
-fn connect_over_mtls_presents_the_client_certificates() {
-    let dir = tempfile::tempdir().expect("temporary directory");
+/// A Mosquitto with a TLS listener that requires client certificates issued by the CA of
+/// `devices` client certificates it makes under `root/devices` (and `extra` after it), with its
+/// server certificate signed by that CA. Returns the broker and the CA file.
+fn mosquitto_tls(
+    dir: tempfile::TempDir,
+    devices: usize,
+    extra: &str,
+) -> Option<(Mosquitto, PathBuf)> {
     let root = dir.path().to_owned();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let devices = client_certs("bench devices", 3, &root.join("devices"));
-    client_certs("strangers", 2, &root.join("strangers"));
-
+    let issuer = client_certs("bench devices", devices, &root.join("devices"));
     let mut params =
         CertificateParams::new(vec!["localhost".to_owned()]).expect("server parameters");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_key = KeyPair::generate().expect("a server key");
     let server = params
-        .signed_by(&server_key, &devices)
+        .signed_by(&server_key, &issuer)
         .expect("a server certificate");
-    let ca = write_readable(&root, "ca.pem", &devices.pem());
+    let ca = write_readable(&root, "ca.pem", &issuer.pem());
     let cert = write_readable(&root, "server.pem", &server.pem());
     let key = write_readable(&root, "server.key", &server_key.serialize_pem());
-    let extra = format!(
-        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+    let config = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n{extra}",
         ca.display(),
         cert.display(),
         key.display()
     );
-    let Some(broker) = mosquitto_in(dir, &extra) else {
+    mosquitto_in(dir, &config).map(|broker| (broker, ca))
+}
+
+#[test]
+fn connect_over_mtls_presents_the_client_certificates() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().to_owned();
+    client_certs("strangers", 2, &root.join("strangers"));
+    let Some((broker, ca)) = mosquitto_tls(dir, 3, "") else {
         return;
     };
 
     let run = |certs: &str| {
-        let out = bench(&[
+        json_of(bench(&[
             "connect",
             "--port",
             &broker.port.to_string(),
@@ -305,13 +308,7 @@ fn connect_over_mtls_presents_the_client_certificates() {
             "--timeout",
             "20",
             "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
+        ]))
     };
     let json = run("devices");
     assert_eq!(field(&json, "succeeded"), "6", "{json}");
@@ -331,33 +328,16 @@ fn connect_over_mtls_presents_the_client_certificates() {
 fn jitr_times_each_device_to_its_first_publish() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let root = dir.path().to_owned();
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let devices = client_certs("bench devices", 4, &root.join("devices"));
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned()]).expect("server parameters");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_key = KeyPair::generate().expect("a server key");
-    let server = params
-        .signed_by(&server_key, &devices)
-        .expect("a server certificate");
-    let ca = write_readable(&root, "ca.pem", &devices.pem());
-    let cert = write_readable(&root, "server.pem", &server.pem());
-    let key = write_readable(&root, "server.key", &server_key.serialize_pem());
     // A second, plain listener for the events subscriber.
     let events = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port();
-    let extra = format!(
-        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nlistener {events} 127.0.0.1\n",
-        ca.display(),
-        cert.display(),
-        key.display()
-    );
-    let Some(broker) = mosquitto_in(dir, &extra) else {
+    let Some((broker, ca)) = mosquitto_tls(dir, 4, &format!("listener {events} 127.0.0.1\n"))
+    else {
         return;
     };
-    let out = bench(&[
+    let json = json_of(bench(&[
         "jitr",
         "--port",
         &broker.port.to_string(),
@@ -376,13 +356,7 @@ fn jitr_times_each_device_to_its_first_publish() {
         "sh",
         "-c",
         "echo ready; cat >/dev/null",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = String::from_utf8(out.stdout).expect("UTF-8 output");
+    ]));
     assert_eq!(field(&json, "succeeded"), "4", "{json}");
     assert_eq!(field(&json, "failed"), "0", "{json}");
     assert_eq!(field(&json, "duplicate_registrations"), "0", "{json}");
