@@ -1,6 +1,7 @@
 //! Session state that outlives a connection: subscriptions, the message queue, messages in flight.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -113,6 +114,36 @@ pub(crate) struct Attached {
     pub(crate) wake: Arc<Notify>,
 }
 
+/// Hashes packet identifiers, which the broker hands out itself (and a client's are bounded by
+/// its window): no flooding to defend against, so one multiplication instead of SipHash, which
+/// was 5 % of the broker's CPU per QoS 1 delivery.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PacketIdHasher(u64);
+
+impl Hasher for PacketIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        self.write_u64(u64::from(id));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: consecutive ids land on unrelated buckets and tags.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Packet identifiers to `V`, hashed with [`PacketIdHasher`].
+pub(crate) type PacketIdMap<V> = HashMap<u16, V, BuildHasherDefault<PacketIdHasher>>;
+
 #[derive(Debug)]
 pub(crate) struct SessionState {
     pub(crate) protocol: ProtocolVersion,
@@ -120,10 +151,10 @@ pub(crate) struct SessionState {
     pub(crate) expiry: u32,
     pub(crate) subscriptions: HashMap<TopicFilter, SubOptions>,
     pub(crate) queue: VecDeque<Delivery>,
-    pub(crate) inflight: HashMap<u16, Inflight>,
+    pub(crate) inflight: PacketIdMap<Inflight>,
     pub(crate) next_seq: u64,
     /// QoS 2 packet ids received and PUBREC'd, waiting for the client's PUBREL.
-    pub(crate) incoming_qos2: HashSet<u16>,
+    pub(crate) incoming_qos2: HashSet<u16, BuildHasherDefault<PacketIdHasher>>,
     pub(crate) next_packet_id: u16,
     pub(crate) attached: Option<Attached>,
     pub(crate) disconnected_at_ms: Option<u64>,
@@ -191,9 +222,9 @@ impl Session {
                 expiry,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
-                inflight: HashMap::new(),
+                inflight: PacketIdMap::default(),
                 next_seq: 0,
-                incoming_qos2: HashSet::new(),
+                incoming_qos2: HashSet::default(),
                 next_packet_id: 1,
                 attached: None,
                 disconnected_at_ms: None,
