@@ -284,11 +284,27 @@ CLK_TCK=$(getconf CLK_TCK)
 # user + system clock ticks of the whole process (all threads), fields 14 and 15.
 cpu_ticks() { [[ -r /proc/$1/stat ]] || { echo 0; return; }; sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
+# quiesce BROKER: waits (up to 60 s) until the broker uses under 2 % of a core over half a
+# second, so that work left from the previous run (a write-behind backlog, say) is not charged
+# to the next one; says so when it had to wait.
+quiesce() {
+    local pid=$1 waited=0 a b
+    while ((waited < 120)); do
+        a=$(cpu_ticks "$pid")
+        sleep 0.5
+        b=$(cpu_ticks "$pid")
+        (((b - a) * 100 < CLK_TCK)) && break  # under 10 ms of CPU in 0.5 s
+        waited=$((waited + 1))
+    done
+    ((waited == 0)) || log "  waited $((waited / 2)) s for pid $pid to go idle before the run"
+}
+
 # bench BROKER ROW SCENARIO ARGS...: one ferrule-bench run on BENCH_CPU; prints its JSON with
 # broker_cpu_s (the broker's CPU time over the run) and the broker and row added.
 bench() {
     local b=$1 row=$2 before after json errors
     shift 2
+    quiesce "${PID[$b]}"
     before=$(cpu_ticks "${PID[$b]}")
     if ! json=$(taskset -c "$BENCH_CPU" "$BENCH" "$@" --timeout "$TIMEOUT" --json 2>"$WORK/bench.err"); then
         log "  ferrule-bench $1 against $b failed: $(tail -1 "$WORK/bench.err")"

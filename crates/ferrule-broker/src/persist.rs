@@ -4,12 +4,15 @@
 //! Offline sessions that changed are written every `persist_interval`; all persistent sessions
 //! are written at shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use ferrule_mqtt::{Packet, ProtocolVersion, Publish, QoS, TopicFilter, decode, encode};
-use ferrule_store::{BrokerStore, QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
+use ferrule_store::{
+    BrokerStore, QueuedRecord, RetainedChange, RetainedRecord, SessionRecord, SubscriptionRecord,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{BrokerInner, now_ms};
@@ -268,7 +271,11 @@ pub(crate) async fn load(
     Ok((n_retained, n_sessions))
 }
 
+/// Most ops the writer takes from its queue for one round of writes.
+const MAX_BATCH: usize = 4096;
+
 /// The store writer: applies ops in order and, every `interval`, writes dirty offline sessions.
+/// Ops that queued up while it was writing are taken together (see [`Batch`]).
 pub(crate) async fn run_writer(
     broker: std::sync::Weak<BrokerInner>,
     store: BrokerStore,
@@ -279,16 +286,23 @@ pub(crate) async fn run_writer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            op = rx.recv() => match op {
-                None => break,
-                Some(PersistOp::Close(done)) => {
+            op = rx.recv() => {
+                let Some(op) = op else { break };
+                let mut batch = Batch::default();
+                batch.add(op);
+                while batch.ops < MAX_BATCH && batch.close.is_none() {
+                    match rx.try_recv() {
+                        Ok(op) => batch.add(op),
+                        Err(_) => break,
+                    }
+                }
+                if let Some(done) = batch.write(&store).await {
                     store.close().await;
                     let _ = done.send(());
                     tracing::debug!("store writer stopped");
                     return;
                 }
-                Some(op) => apply(&store, op).await,
-            },
+            }
             _ = tick.tick() => {
                 let Some(b) = broker.upgrade() else { continue };
                 let dirty: Vec<SessionRecord> = b
@@ -299,24 +313,71 @@ pub(crate) async fn run_writer(
                     .collect();
                 drop(b);
                 if !dirty.is_empty() {
-                    apply(&store, PersistOp::SaveSessions(dirty)).await;
+                    write_sessions(&store, SessionWrite::Save(dirty)).await;
                 }
             }
         }
     }
 }
 
-async fn apply(store: &BrokerStore, op: PersistOp) {
-    let result = match op {
-        PersistOp::PutRetained(m) => store.put_retained(&retained_record(&m)).await,
-        PersistOp::DeleteRetained(t) => store.delete_retained(&t).await,
-        PersistOp::SaveSessions(s) => store.save_sessions(&s).await,
-        PersistOp::DeleteSession(c) => store.delete_session(&c).await,
-        // Handled by the writer loop, which owns the store's lifetime.
-        PersistOp::Close(done) => {
-            let _ = done.send(());
-            Ok(())
+/// Ops taken from the queue together. Retained changes are written in one transaction, and
+/// only the last change of each topic (a burst that stores and clears a topic writes nothing
+/// for it); session ops are applied after them, in their order. A `Close` ends the batch.
+#[derive(Default)]
+struct Batch {
+    ops: usize,
+    /// By topic: the message to store, or `None` to remove the topic's.
+    retained: HashMap<String, Option<Arc<Message>>>,
+    sessions: Vec<SessionWrite>,
+    close: Option<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn add(&mut self, op: PersistOp) {
+        self.ops += 1;
+        match op {
+            PersistOp::PutRetained(m) => {
+                self.retained.insert(m.topic.as_str().to_owned(), Some(m));
+            }
+            PersistOp::DeleteRetained(topic) => {
+                self.retained.insert(topic, None);
+            }
+            PersistOp::SaveSessions(s) => self.sessions.push(SessionWrite::Save(s)),
+            PersistOp::DeleteSession(c) => self.sessions.push(SessionWrite::Delete(c)),
+            PersistOp::Close(done) => self.close = Some(done),
         }
+    }
+
+    /// Writes the batch; returns the `Close` it ended with, if any.
+    async fn write(self, store: &BrokerStore) -> Option<oneshot::Sender<()>> {
+        let changes: Vec<RetainedChange> = self
+            .retained
+            .into_iter()
+            .map(|(topic, m)| match m {
+                Some(m) => RetainedChange::Put(retained_record(&m)),
+                None => RetainedChange::Delete(topic),
+            })
+            .collect();
+        if let Err(e) = store.write_retained(&changes).await {
+            tracing::error!(error = %e, "writing to the store failed");
+        }
+        for op in self.sessions {
+            write_sessions(store, op).await;
+        }
+        self.close
+    }
+}
+
+/// A session op of a [`Batch`].
+enum SessionWrite {
+    Save(Vec<SessionRecord>),
+    Delete(String),
+}
+
+async fn write_sessions(store: &BrokerStore, op: SessionWrite) {
+    let result = match op {
+        SessionWrite::Save(s) => store.save_sessions(&s).await,
+        SessionWrite::Delete(c) => store.delete_session(&c).await,
     };
     if let Err(e) = result {
         tracing::error!(error = %e, "writing to the store failed");

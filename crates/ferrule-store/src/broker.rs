@@ -9,7 +9,9 @@ use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::error::StoreError;
-use crate::records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
+use crate::records::{
+    QueuedRecord, RetainedChange, RetainedRecord, SessionRecord, SubscriptionRecord,
+};
 use crate::sqlite::{self, BEGIN_WRITE};
 
 /// The broker's persistent store: retained messages and persistent MQTT sessions.
@@ -94,31 +96,38 @@ impl BrokerStore {
 
     /// Stores `rec`, replacing the retained message of the same topic if there is one.
     pub async fn put_retained(&self, rec: &RetainedRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO retained_messages (topic, message, stored_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (topic) DO UPDATE \
-             SET message = excluded.message, stored_at_ms = excluded.stored_at_ms",
-        )
-        .bind(rec.topic.as_str())
-        .bind(rec.message.as_slice())
-        .bind(rec.stored_at_ms)
-        .execute(&self.write)
-        .await
-        .map_err(self.failed(format_args!(
-            "storing the retained message of {:?}",
-            rec.topic
-        )))?;
-        Ok(())
+        let operation = format!("storing the retained message of {:?}", rec.topic);
+        let failed = || self.failed(&operation);
+        let mut conn = self.write.acquire().await.map_err(failed())?;
+        put_retained(&mut conn, rec).await.map_err(failed())
     }
 
     /// Removes the retained message of `topic`; removing one that does not exist is not an
     /// error.
     pub async fn delete_retained(&self, topic: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM retained_messages WHERE topic = $1")
-            .bind(topic)
-            .execute(&self.write)
-            .await
-            .map_err(self.failed(format_args!("deleting the retained message of {topic:?}")))?;
+        let operation = format!("deleting the retained message of {topic:?}");
+        let failed = || self.failed(&operation);
+        let mut conn = self.write.acquire().await.map_err(failed())?;
+        delete_retained(&mut conn, topic).await.map_err(failed())
+    }
+
+    /// Applies `changes` in order, in one transaction: all of them or none. One commit for many
+    /// changes is what lets a burst of retained messages be written as fast as it arrives.
+    pub async fn write_retained(&self, changes: &[RetainedChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let what = format!("writing {} retained message change(s)", changes.len());
+        let failed = || self.failed(&what);
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await.map_err(failed())?;
+        for change in changes {
+            match change {
+                RetainedChange::Put(rec) => put_retained(&mut tx, rec).await,
+                RetainedChange::Delete(topic) => delete_retained(&mut tx, topic).await,
+            }
+            .map_err(failed())?;
+        }
+        tx.commit().await.map_err(failed())?;
         Ok(())
     }
 
@@ -355,6 +364,28 @@ async fn write_session(conn: &mut SqliteConnection, s: &SessionRecord) -> Result
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+async fn put_retained(conn: &mut SqliteConnection, rec: &RetainedRecord) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO retained_messages (topic, message, stored_at_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (topic) DO UPDATE \
+         SET message = excluded.message, stored_at_ms = excluded.stored_at_ms",
+    )
+    .bind(rec.topic.as_str())
+    .bind(rec.message.as_slice())
+    .bind(rec.stored_at_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn delete_retained(conn: &mut SqliteConnection, topic: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM retained_messages WHERE topic = $1")
+        .bind(topic)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -49,7 +49,9 @@ mod sqlite;
 
 pub use broker::BrokerStore;
 pub use error::StoreError;
-pub use records::{QueuedRecord, RetainedRecord, SessionRecord, SubscriptionRecord};
+pub use records::{
+    QueuedRecord, RetainedChange, RetainedRecord, SessionRecord, SubscriptionRecord,
+};
 pub use registry::{
     AutoRegistrationStatus, CaRecord, CaStatus, CertRecord, CertificateMode, CertificateStatus,
     FilteredLogEvents, FunctionRecord, IamAccessKeyRecord, IamEntity, IamRoleRecord,

@@ -11,6 +11,15 @@ pub struct RetainedRecord {
     pub stored_at_ms: i64,
 }
 
+/// One change to the retained messages, for [`crate::BrokerStore::write_retained`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetainedChange {
+    /// Store this message, replacing the one of the same topic.
+    Put(RetainedRecord),
+    /// Remove the message of this topic, if there is one.
+    Delete(String),
+}
+
 /// A persistent MQTT session, with its subscriptions and queued messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

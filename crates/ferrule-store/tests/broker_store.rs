@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use ferrule_store::{
-    BrokerStore, QueuedRecord, RetainedRecord, SessionRecord, StoreError, SubscriptionRecord,
+    BrokerStore, QueuedRecord, RetainedChange, RetainedRecord, SessionRecord, StoreError,
+    SubscriptionRecord,
 };
 
 fn retained(topic: &str, message: &[u8], stored_at_ms: i64) -> RetainedRecord {
@@ -98,6 +99,43 @@ async fn suite_retained(store: &BrokerStore) {
             retained("b/topic", b"second", 3)
         ]
     );
+}
+
+/// A batch applies its changes in order, in one transaction.
+async fn suite_retained_batch(store: &BrokerStore) {
+    store
+        .put_retained(&retained("kept", b"old", 1))
+        .await
+        .expect("put kept");
+    store
+        .put_retained(&retained("gone", b"old", 1))
+        .await
+        .expect("put gone");
+    store
+        .write_retained(&[
+            RetainedChange::Put(retained("kept", b"new", 2)),
+            RetainedChange::Delete("gone".to_owned()),
+            RetainedChange::Put(retained("put-then-deleted", b"m", 3)),
+            RetainedChange::Delete("put-then-deleted".to_owned()),
+            RetainedChange::Delete("deleted-then-put".to_owned()),
+            RetainedChange::Put(retained("deleted-then-put", b"m", 4)),
+            RetainedChange::Delete("never/stored".to_owned()),
+        ])
+        .await
+        .expect("batch");
+    store.write_retained(&[]).await.expect("an empty batch");
+    assert_eq!(
+        store.load_retained().await.expect("load"),
+        vec![
+            retained("deleted-then-put", b"m", 4),
+            retained("kept", b"new", 2),
+        ]
+    );
+    let many: Vec<RetainedChange> = (0..5000)
+        .map(|i| RetainedChange::Put(retained(&format!("many/{i:04}"), b"x", i)))
+        .collect();
+    store.write_retained(&many).await.expect("a large batch");
+    assert_eq!(store.load_retained().await.expect("load").len(), 5002);
 }
 
 async fn suite_sessions(store: &BrokerStore) {
@@ -207,6 +245,20 @@ async fn retained_in_file_survives_reopen() {
 }
 
 #[tokio::test]
+async fn retained_batch_in_file_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = open_file(&path).await;
+    suite_retained_batch(&store).await;
+    let before = store.load_retained().await.expect("load");
+    store.close().await;
+
+    let reopened = open_file(&path).await;
+    assert_eq!(reopened.load_retained().await.expect("reload"), before);
+    reopened.close().await;
+}
+
+#[tokio::test]
 async fn sessions_in_file_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
@@ -263,6 +315,10 @@ async fn in_memory_runs_the_suite() {
     let store = BrokerStore::open_in_memory().await.expect("open");
     suite_retained(&store).await;
     suite_sessions(&store).await;
+    store.close().await;
+
+    let store = BrokerStore::open_in_memory().await.expect("open");
+    suite_retained_batch(&store).await;
     store.close().await;
 
     let store = BrokerStore::open_in_memory().await.expect("open");
