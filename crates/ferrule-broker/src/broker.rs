@@ -14,14 +14,14 @@ use std::sync::{
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrule_mqtt::{ProtocolVersion, QoS, TopicFilter, TopicName, TopicTrie};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::auth::Auth;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 use crate::persist::PersistOp;
 use crate::rules::RulesEngine;
-use crate::session::{Attached, Delivery, Enqueued, Kick, Message, Session, SubOptions};
+use crate::session::{Attached, Delivery, Enqueued, Kick, Message, Session, Signal, SubOptions};
 
 /// One subscription in the routing index.
 #[derive(Debug, Clone)]
@@ -105,9 +105,8 @@ pub(crate) struct AttachOutcome {
     pub(crate) session: Arc<Session>,
     pub(crate) session_present: bool,
     pub(crate) generation: u64,
-    pub(crate) kick: oneshot::Receiver<Kick>,
-    /// Notified when a delivery is queued for this connection.
-    pub(crate) wake: Arc<Notify>,
+    /// Wakes the connection for deliveries, and kicks it.
+    pub(crate) signal: Arc<Signal>,
 }
 
 impl BrokerInner {
@@ -184,12 +183,10 @@ impl BrokerInner {
         now_ms: u64,
     ) -> AttachOutcome {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let (kick_tx, kick) = oneshot::channel();
-        let wake = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         let attached = Attached {
             generation,
-            kick: Some(kick_tx),
-            wake: wake.clone(),
+            signal: signal.clone(),
         };
         let mut ended_will = None;
         let mut sessions = self.sessions();
@@ -198,10 +195,8 @@ impl BrokerInner {
             // The sweep may not have reached a session that expired a moment ago; it is gone all
             // the same.
             let expired = st.has_expired(now_ms);
-            if let Some(old) = st.attached.take()
-                && let Some(k) = old.kick
-            {
-                let _ = k.send(Kick::TakenOver);
+            if let Some(old) = st.attached.take() {
+                old.signal.kick(Kick::TakenOver);
             }
             if !clean_start && !expired {
                 if st.pending_will.take().is_some() {
@@ -218,8 +213,7 @@ impl BrokerInner {
                     session: existing,
                     session_present: true,
                     generation,
-                    kick,
-                    wake,
+                    signal,
                 };
             }
             drop(st);
@@ -242,8 +236,7 @@ impl BrokerInner {
             session,
             session_present: false,
             generation,
-            kick,
-            wake,
+            signal,
         }
     }
 
@@ -300,10 +293,8 @@ impl BrokerInner {
         let filters: Vec<TopicFilter> = st.subscriptions.drain().map(|(f, _)| f).collect();
         st.queue.clear();
         st.inflight.clear();
-        if let Some(a) = st.attached.take()
-            && let Some(k) = a.kick
-        {
-            let _ = k.send(Kick::SessionRemoved);
+        if let Some(a) = st.attached.take() {
+            a.signal.kick(Kick::SessionRemoved);
         }
         drop(st);
         session.drained.notify_waiters();

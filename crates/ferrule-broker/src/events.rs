@@ -151,7 +151,7 @@ pub(crate) fn connection_rejected(
 /// Who a lifecycle event is about.
 pub(crate) struct Lifecycle<'a> {
     pub(crate) client_id: &'a str,
-    pub(crate) session_identifier: &'a str,
+    pub(crate) session_identifier: SessionId,
     pub(crate) principal: &'a str,
     pub(crate) version: u64,
 }
@@ -174,7 +174,7 @@ impl Lifecycle<'_> {
                 "clientId": self.client_id,
                 "timestamp": now_ms(),
                 "eventType": "connected",
-                "sessionIdentifier": self.session_identifier,
+                "sessionIdentifier": self.session_identifier.to_string(),
                 "principalIdentifier": self.principal,
                 "ipAddress": info.peer.ip().to_string(),
                 "versionNumber": self.version,
@@ -197,7 +197,7 @@ impl Lifecycle<'_> {
                 "clientId": self.client_id,
                 "timestamp": now_ms(),
                 "eventType": "disconnected",
-                "sessionIdentifier": self.session_identifier,
+                "sessionIdentifier": self.session_identifier.to_string(),
                 "principalIdentifier": self.principal,
                 "clientInitiatedDisconnect": client_initiated,
                 "disconnectReason": reason,
@@ -224,7 +224,7 @@ impl Lifecycle<'_> {
                 "clientId": self.client_id,
                 "timestamp": now_ms(),
                 "eventType": kind,
-                "sessionIdentifier": self.session_identifier,
+                "sessionIdentifier": self.session_identifier.to_string(),
                 "principalIdentifier": self.principal,
                 "topics": topics,
             })
@@ -234,15 +234,34 @@ impl Lifecycle<'_> {
 
 /// A session identifier in UUID form, as AWS's lifecycle events carry.
 pub(crate) fn session_identifier() -> String {
-    let hex = ferrule_pki::random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    SessionId::new().to_string()
+}
+
+/// A random UUID-shaped identifier (a connection's `sessionIdentifier`), kept as its 128 bits
+/// rather than as the 36 characters it is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionId(u128);
+
+impl SessionId {
+    pub(crate) fn new() -> SessionId {
+        let hex = ferrule_pki::random_hex(16);
+        SessionId(u128::from_str_radix(&hex, 16).expect("random_hex gives 32 hex digits"))
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            v >> 96,
+            (v >> 80) & 0xffff,
+            (v >> 64) & 0xffff,
+            (v >> 48) & 0xffff,
+            v & 0xffff_ffff_ffff
+        )
+    }
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -273,7 +292,28 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::iso8601;
+    use super::{SessionId, iso8601};
+
+    #[test]
+    fn session_ids_are_written_as_uuids() {
+        assert_eq!(
+            SessionId(0x0123_4567_89ab_cdef_0011_2233_4455_6677).to_string(),
+            "01234567-89ab-cdef-0011-223344556677"
+        );
+        assert_eq!(
+            SessionId(1).to_string(),
+            "00000000-0000-0000-0000-000000000001"
+        );
+        let (a, b) = (SessionId::new(), SessionId::new());
+        assert_ne!(a, b);
+        let text = a.to_string();
+        assert_eq!(text.len(), 36);
+        assert!(
+            text.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "{text}"
+        );
+    }
 
     #[test]
     fn formats_utc_times() {

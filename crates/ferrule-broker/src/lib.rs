@@ -40,7 +40,7 @@ pub use crate::transport::{ConnInfo, ListenerKind};
 
 use crate::broker::{BrokerInner, now_ms};
 use crate::persist::PersistOp;
-use crate::session::Message;
+use crate::session::{Kick, Message};
 use crate::transport::{ByteStream, Transport};
 
 /// Errors starting or running the broker.
@@ -210,6 +210,12 @@ impl Broker {
     /// for clients.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
+        // Attached connections are told through their session; one attaching now sees the flag.
+        for session in self.inner.all_sessions() {
+            if let Some(a) = &session.lock().attached {
+                a.signal.kick(Kick::ShuttingDown);
+            }
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while self.inner.connections.load(Ordering::Acquire) > 0
             && tokio::time::Instant::now() < deadline
@@ -266,7 +272,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Decrements the connection count however the connection task ends.
-struct ConnectionSlot(Arc<BrokerInner>);
+pub(crate) struct ConnectionSlot(Arc<BrokerInner>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
@@ -298,34 +304,72 @@ async fn accept_loop(broker: Arc<BrokerInner>, listener: TcpListener, spec: List
         broker.metrics.connections_total.increment(1);
         let slot = ConnectionSlot(broker.clone());
         let over_limit = open >= broker.config.max_connections;
-        let spec = spec.clone();
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let timeout = broker.config.connect_timeout;
-            // Boxed, and awaited in its own statement (a match would keep it to the end of
-            // the match): the handshake's state is freed once it is done.
-            let established = Box::pin(tokio::time::timeout(
-                timeout,
-                establish(&broker, &spec, tcp, peer),
-            ))
-            .await;
-            match established {
-                Ok(Ok((transport, info))) => {
-                    connection::serve(broker, transport, info, over_limit).await
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(peer = %peer, kind = %spec.kind, error = %e, "handshake failed");
-                    metrics::connection_closed("handshake_failed");
-                }
-                Err(_) => {
-                    tracing::info!(peer = %peer, kind = %spec.kind, "handshake timed out");
-                    metrics::connection_closed("handshake_timeout");
-                }
-            }
-        });
+        tokio::spawn(connection::serve(Box::new(Accepted {
+            broker: broker.clone(),
+            spec: spec.clone(),
+            tcp,
+            peer,
+            slot,
+            over_limit,
+        })));
     }
     tracing::debug!(kind = %spec.kind, "listener stopped");
+}
+
+/// A connection just accepted: what its task starts from. Boxed and consumed by the handshake,
+/// so that the task of an established connection does not carry it.
+pub(crate) struct Accepted {
+    broker: Arc<BrokerInner>,
+    spec: ListenerSpec,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+    over_limit: bool,
+}
+
+/// A connection whose TLS and WebSocket handshakes are done.
+pub(crate) struct Established {
+    pub(crate) broker: Arc<BrokerInner>,
+    pub(crate) transport: Transport,
+    pub(crate) info: ConnInfo,
+    /// Held for the life of the connection: dropping it counts the connection as ended.
+    pub(crate) slot: ConnectionSlot,
+    /// More connections are open than `max_connections` allows: CONNECT will be refused.
+    pub(crate) over_limit: bool,
+}
+
+impl Accepted {
+    /// The handshakes, within the connect timeout; `None` (logged and counted) when they fail.
+    pub(crate) async fn establish(self) -> Option<Established> {
+        let Accepted {
+            broker,
+            spec,
+            tcp,
+            peer,
+            slot,
+            over_limit,
+        } = self;
+        let timeout = broker.config.connect_timeout;
+        match tokio::time::timeout(timeout, establish(&broker, &spec, tcp, peer)).await {
+            Ok(Ok((transport, info))) => Some(Established {
+                broker,
+                transport,
+                info,
+                slot,
+                over_limit,
+            }),
+            Ok(Err(e)) => {
+                tracing::info!(peer = %peer, kind = %spec.kind, error = %e, "handshake failed");
+                metrics::connection_closed("handshake_failed");
+                None
+            }
+            Err(_) => {
+                tracing::info!(peer = %peer, kind = %spec.kind, "handshake timed out");
+                metrics::connection_closed("handshake_timeout");
+                None
+            }
+        }
+    }
 }
 
 /// TLS and WebSocket handshakes, as the listener kind asks. A client certificate refused by

@@ -2,12 +2,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use ferrule_mqtt::{Properties, ProtocolVersion, QoS, RetainHandling, TopicFilter, TopicName};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 /// A published message as the broker routes it. Shared by every delivery of it.
 #[derive(Debug)]
@@ -102,16 +102,78 @@ pub(crate) struct Inflight {
 pub(crate) enum Kick {
     TakenOver,
     SessionRemoved,
+    /// The broker is shutting down.
+    ShuttingDown,
+}
+
+/// How the broker reaches the connection attached to a session: deliveries wake it, and a kick
+/// tells it to end. One per connection: a connection being taken over must not swallow the
+/// wake-up meant for its successor.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    notify: Notify,
+    /// 0 until kicked, then 1 + the `Kick` (the first kick wins).
+    kick: AtomicU8,
+}
+
+impl Signal {
+    /// A delivery was queued.
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Tells the connection to end, unless it was told already.
+    pub(crate) fn kick(&self, why: Kick) {
+        let code = 1 + why as u8;
+        let _ = self
+            .kick
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        // Every waiter: the connection may be waiting in more than one place (its packet loop's
+        // wait is registered while a write waits).
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn kicked(&self) -> Option<Kick> {
+        match self.kick.load(Ordering::Acquire) {
+            0 => None,
+            1 => Some(Kick::TakenOver),
+            2 => Some(Kick::SessionRemoved),
+            _ => Some(Kick::ShuttingDown),
+        }
+    }
+
+    /// Completes on the next wake or kick (or at once, if a wake came while nobody waited).
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Completes when the connection is kicked.
+    pub(crate) async fn wait_kicked(&self) -> Kick {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(k) = self.kicked() {
+                return k;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The connection currently attached to a session.
 #[derive(Debug)]
 pub(crate) struct Attached {
     pub(crate) generation: u64,
-    pub(crate) kick: Option<oneshot::Sender<Kick>>,
-    /// Woken when a delivery is queued. One per connection: a connection being taken over must
-    /// not swallow the wake-up meant for its successor.
-    pub(crate) wake: Arc<Notify>,
+    pub(crate) signal: Arc<Signal>,
+}
+
+impl Drop for Attached {
+    /// A connection no longer attached must end: taken over, removed, shut down (said before)
+    /// or, when nobody said why, its session is gone.
+    fn drop(&mut self) {
+        self.signal.kick(Kick::SessionRemoved);
+    }
 }
 
 /// Hashes packet identifiers, which the broker hands out itself (and a client's are bounded by
@@ -297,7 +359,7 @@ impl Session {
         if st.ended {
             return Enqueued::Skipped;
         }
-        let wake = st.attached.as_ref().map(|a| a.wake.clone());
+        let wake = st.attached.as_ref().map(|a| a.signal.clone());
         let online = wake.is_some();
         if !online && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
             return Enqueued::Skipped;
@@ -313,8 +375,8 @@ impl Session {
             && st.queue.len() >= high_watermark(max_queued)
             && !self.stalled.load(Ordering::Relaxed);
         drop(st);
-        if let Some(wake) = wake {
-            wake.notify_one();
+        if let Some(signal) = wake {
+            signal.wake();
         }
         if congested {
             Enqueued::Congested

@@ -3,8 +3,10 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
@@ -106,15 +108,17 @@ impl Transport {
         }
     }
 
-    /// Reads like [`Transport::read`], but holds no buffer memory while there is nothing to
-    /// read: when a poll finds nothing, an empty `rbuf` and an empty `wbuf` give their memory
-    /// back, and `rbuf` gets `capacity` bytes again when the client sends something. Busy
-    /// connections, whose reads find bytes waiting, keep their buffers. Cancel-safe.
+    /// Reads like [`Transport::read`], but, with `release`, holds no buffer memory while there
+    /// is nothing to read: when a poll finds nothing, an empty `rbuf` and an empty `wbuf` give
+    /// their memory back, and `rbuf` gets `capacity` bytes again when the client sends
+    /// something. Busy connections, whose reads find bytes waiting, keep their buffers.
+    /// Cancel-safe.
     pub(crate) fn read_or_release<'a>(
         &'a mut self,
         rbuf: &'a mut BytesMut,
         wbuf: &'a mut BytesMut,
         capacity: usize,
+        release: bool,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         std::future::poll_fn(move |cx| {
             if rbuf.capacity() == 0 {
@@ -122,7 +126,7 @@ impl Transport {
             }
             // `read` is cancel-safe, so a fresh one per poll loses nothing.
             let polled = std::pin::pin!(self.read(rbuf)).poll(cx);
-            if polled.is_pending() {
+            if polled.is_pending() && release {
                 if rbuf.is_empty() {
                     *rbuf = BytesMut::new();
                 }
@@ -134,11 +138,44 @@ impl Transport {
         })
     }
 
-    /// Writes all of `buf` and leaves it empty.
+    /// Writes what the socket takes of `buf` without waiting, flushes, and returns whether all
+    /// of it went; what did not stays in `buf`, for [`Transport::write`]. Most writes find room
+    /// in the socket, and then the connection's task needs no future for them.
+    pub(crate) fn write_now<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+    ) -> impl Future<Output = io::Result<bool>> + 'a {
+        std::future::poll_fn(move |cx| {
+            // WebSocket frames go through their sink, which `write` drives.
+            let Transport::Stream(s) = self else {
+                return Poll::Ready(Ok(false));
+            };
+            let mut s = Pin::new(s);
+            while !buf.is_empty() {
+                match s.as_mut().poll_write(cx, buf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => buf.advance(n),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Ready(Ok(false)),
+                }
+            }
+            match s.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    buf.clear();
+                    Poll::Ready(Ok(true))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Ready(Ok(false)),
+            }
+        })
+    }
+
+    /// Writes all of `buf` and leaves it empty. Cancel-safe in that what was not written yet
+    /// stays in `buf`.
     pub(crate) async fn write(&mut self, buf: &mut BytesMut) -> io::Result<()> {
         match self {
             Transport::Stream(s) => {
-                s.write_all(buf).await?;
+                s.write_all_buf(buf).await?;
                 buf.clear();
                 s.flush().await
             }

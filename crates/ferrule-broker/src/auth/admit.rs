@@ -88,8 +88,9 @@ impl Rejection {
 }
 
 impl Auth {
-    /// Decides a CONNECT: the grant the connection runs under, or why it is refused.
-    /// `client_gone` turns true when the client closes its side, which ends a hold early.
+    /// Decides a CONNECT: the grant the connection runs under (`None`: full access, which no
+    /// registry change can narrow), or why it is refused. `client_gone` turns true when the
+    /// client closes its side, which ends a hold early.
     pub(crate) async fn admit(
         &self,
         broker: &BrokerInner,
@@ -97,7 +98,12 @@ impl Auth {
         client_id: &Arc<str>,
         connect: &Connect,
         client_gone: watch::Receiver<bool>,
-    ) -> Result<Arc<Grant>, Rejection> {
+    ) -> Result<Option<Arc<Grant>>, Rejection> {
+        if info.identity.is_none() && self.settings.anonymous_policy.is_none() {
+            // Anonymous clients have full access for the life of the broker: there is nothing
+            // to evaluate, and no grant to keep per connection.
+            return Ok(None);
+        }
         let base = Arc::new(base_context(info, client_id, connect));
         let grant = match &info.identity {
             Some(identity) => {
@@ -129,7 +135,7 @@ impl Auth {
                 ),
             ));
         }
-        Ok(grant)
+        Ok(Some(grant))
     }
 
     async fn admit_certificate(

@@ -1,7 +1,7 @@
 //! The CONNECT phase: reading CONNECT, refusing it, or attaching the session and answering
 //! CONNACK.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -196,22 +196,21 @@ impl Conn {
             reason: ReasonCode::SUCCESS,
             properties: props,
         };
-        let principal = grant
-            .as_ref()
-            .map_or("anonymous", |g| g.principal.identifier())
-            .to_owned();
+        let principal = grant.as_ref().map_or(Cow::Borrowed("anonymous"), |g| {
+            Cow::Owned(g.principal.identifier().to_owned())
+        });
         let certificate_id = grant.as_ref().and_then(|g| match &g.principal {
             Principal::Certificate { id, .. } => Some(Arc::from(id.as_str())),
             Principal::Anonymous => None,
         });
         let authz = grant
             .zip(broker.auth())
-            .map(|(grant, auth)| Authz::new(grant, auth.arn_prefix.clone()));
+            .map(|(grant, auth)| Box::new(Authz::new(grant, auth.arn_prefix.clone())));
         let conn = Conn {
             authz,
             principal: certificate_id,
             lifecycle: LifecycleIds {
-                session_identifier: events::session_identifier(),
+                session_identifier: events::SessionId::new(),
                 principal,
                 version: outcome.generation,
             },
@@ -219,13 +218,12 @@ impl Conn {
             client_id,
             session: outcome.session,
             generation: outcome.generation,
-            kick: Some(outcome.kick),
-            wake: outcome.wake,
+            signal: outcome.signal,
             keep_alive,
             will: connect.will.map(Box::new),
             window,
             client_max_packet,
-            topic_aliases: HashMap::new(),
+            topic_aliases: None,
             problem_info: connect.properties.request_problem_information != Some(0),
             write_interrupted: false,
             congested: Vec::new(),

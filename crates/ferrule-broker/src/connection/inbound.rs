@@ -107,10 +107,12 @@ impl Conn {
                 }
                 match topic {
                     Some(t) => {
-                        self.topic_aliases.insert(alias, t.clone());
+                        self.topic_aliases
+                            .get_or_insert_default()
+                            .insert(alias, t.clone());
                         t
                     }
-                    None => match self.topic_aliases.get(&alias) {
+                    None => match self.topic_aliases.as_ref().and_then(|m| m.get(&alias)) {
                         Some(t) => t.clone(),
                         None => {
                             return Some(End::violation(

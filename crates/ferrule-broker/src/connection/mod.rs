@@ -9,8 +9,10 @@ mod connect;
 mod inbound;
 mod outbound;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +21,16 @@ use ferrule_mqtt::{
     ConnAck, Disconnect, Packet, Properties, ProtocolVersion, PubResp, ReasonCode, TopicName, Will,
     decode, encode,
 };
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use crate::auth::{Authz, CLIENT_GONE, Grant, Rejection, Revoked};
 use crate::broker::{BrokerInner, now_ms};
 use crate::events::{self, CertFacts};
 use crate::metrics::connection_closed;
-use crate::session::{Kick, Message, Session};
+use crate::session::{Kick, Message, Session, Signal};
 use crate::transport::{ConnInfo, Transport};
+use crate::{Accepted, ConnectionSlot, Established};
 
 /// How long the last words to a client (a DISCONNECT or refusing CONNACK, then the close) may
 /// take: a client that stopped reading must not keep its connection open.
@@ -55,8 +58,8 @@ enum End {
     PeerClosed,
     Io(io::Error),
     KeepAlive,
+    /// Taken over, removed, or the broker is shutting down.
     Kicked(Kick),
-    ShuttingDown,
     /// The client broke the protocol or a limit.
     Violation {
         reason: ReasonCode,
@@ -83,7 +86,7 @@ impl End {
             End::KeepAlive => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
             End::Kicked(Kick::TakenOver) => Some(ReasonCode::SESSION_TAKEN_OVER),
             End::Kicked(Kick::SessionRemoved) => Some(ReasonCode::ADMINISTRATIVE_ACTION),
-            End::ShuttingDown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+            End::Kicked(Kick::ShuttingDown) => Some(ReasonCode::SERVER_SHUTTING_DOWN),
             End::Violation { reason, .. } => Some(*reason),
             End::Forbidden(_) | End::Revoked(_) => Some(ReasonCode::NOT_AUTHORIZED),
         }
@@ -105,7 +108,7 @@ impl End {
             End::PeerClosed | End::Io(_) => "CONNECTION_LOST",
             End::KeepAlive => "MQTT_KEEP_ALIVE_TIMEOUT",
             End::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
-            End::Kicked(Kick::SessionRemoved) | End::ShuttingDown => "SERVER_INITIATED_DISCONNECT",
+            End::Kicked(Kick::SessionRemoved | Kick::ShuttingDown) => "SERVER_INITIATED_DISCONNECT",
             End::Violation { .. } => "CLIENT_ERROR",
             End::Forbidden(_) => "FORBIDDEN_ACCESS",
             End::Revoked(r) => r.lifecycle_reason,
@@ -116,7 +119,7 @@ impl End {
         match self {
             End::Disconnect { will } => *will,
             // A revoked device's will is no longer trusted.
-            End::ShuttingDown | End::Revoked(_) => false,
+            End::Kicked(Kick::ShuttingDown) | End::Revoked(_) => false,
             _ => true,
         }
     }
@@ -129,7 +132,7 @@ impl End {
             End::KeepAlive => "keep_alive_timeout",
             End::Kicked(Kick::TakenOver) => "session_taken_over",
             End::Kicked(Kick::SessionRemoved) => "session_removed",
-            End::ShuttingDown => "server_shutting_down",
+            End::Kicked(Kick::ShuttingDown) => "server_shutting_down",
             End::Violation { reason, .. } => match reason.0 {
                 0x81 => "malformed_packet",
                 0x82 => "protocol_error",
@@ -148,33 +151,47 @@ impl End {
 
 /// Serves one client from its first byte to its last.
 ///
-/// The phases before and after the packet loop (CONNECT, the admission, the goodbye) are boxed:
-/// the task's own future then holds only what a connection needs while it waits for its
-/// client, which is most of its life (memory per idle connection).
-pub(crate) async fn serve(
-    broker: Arc<BrokerInner>,
-    mut transport: Transport,
-    info: ConnInfo,
-    over_limit: bool,
-) {
-    let Some((mut conn, rbuf, wbuf)) =
-        Box::pin(open(broker, &mut transport, info, over_limit)).await
-    else {
+/// The phases before and after the packet loop (handshakes, CONNECT, the admission, the
+/// goodbye) are boxed: the task's own future then holds only what a connection needs while it
+/// waits for its client, which is most of its life (memory per idle connection).
+pub(crate) async fn serve(accepted: Box<Accepted>) {
+    let Some(mut opened) = Box::pin(open(accepted)).await else {
         return;
     };
-    let end = conn.run(&mut transport, rbuf, wbuf).await;
-    Box::pin(conn.finish(&mut transport, end)).await;
+    let Opened {
+        conn,
+        transport,
+        rbuf,
+        wbuf,
+        ..
+    } = &mut opened;
+    let end = conn.run(transport, rbuf, wbuf).await;
+    Box::pin(opened.conn.finish(&mut opened.transport, end)).await;
 }
 
-/// From the first byte to CONNACK: reads CONNECT and decides it. Returns the accepted
-/// connection with its read buffer (bytes the client sent after CONNECT) and its write buffer
-/// (the CONNACK); `None` when the connection was refused or lost, and is closed.
-async fn open(
-    broker: Arc<BrokerInner>,
-    transport: &mut Transport,
-    info: ConnInfo,
-    over_limit: bool,
-) -> Option<(Conn, BytesMut, BytesMut)> {
+/// An accepted connection, ready for its packet loop.
+struct Opened {
+    conn: Conn,
+    transport: Transport,
+    /// Bytes the client sent after CONNECT.
+    rbuf: BytesMut,
+    /// The CONNACK, and what is redelivered after it.
+    wbuf: BytesMut,
+    /// Dropped last, when the connection is over.
+    _slot: ConnectionSlot,
+}
+
+/// From the first byte to CONNACK: the handshakes, then reads CONNECT and decides it. `None`
+/// when the connection was refused or lost, and is closed.
+async fn open(accepted: Box<Accepted>) -> Option<Opened> {
+    let Established {
+        broker,
+        transport: mut stream,
+        info,
+        slot,
+        over_limit,
+    } = accepted.establish().await?;
+    let transport = &mut stream;
     let mut rbuf = BytesMut::with_capacity(READ_CAPACITY);
     let mut shutdown = broker.shutdown.subscribe();
     let connect = tokio::select! {
@@ -228,7 +245,7 @@ async fn open(
                 }
             };
             match admitted {
-                Some(Ok(grant)) => Some(grant),
+                Some(Ok(grant)) => grant,
                 Some(Err(rejection)) => {
                     reject(&broker, &info, &client_id, &rejection);
                     let connack = (!rejection.silent).then(|| ConnAck {
@@ -266,7 +283,13 @@ async fn open(
     };
     let mut wbuf = BytesMut::new();
     let conn = Conn::accept(broker, info, connect, client_id, grant, &mut wbuf);
-    Some((conn, rbuf, wbuf))
+    Some(Opened {
+        conn,
+        transport: stream,
+        rbuf,
+        wbuf,
+        _slot: slot,
+    })
 }
 
 /// Answers a refused CONNECT (or, with `None`, just closes) and closes the connection.
@@ -316,8 +339,8 @@ fn reject(broker: &BrokerInner, info: &ConnInfo, client_id: &str, rejection: &Re
 
 /// What lifecycle events say about a connection.
 struct LifecycleIds {
-    session_identifier: String,
-    principal: String,
+    session_identifier: events::SessionId,
+    principal: Cow<'static, str>,
     version: u64,
 }
 
@@ -328,15 +351,16 @@ struct Conn {
     client_id: Arc<str>,
     session: Arc<Session>,
     generation: u64,
-    kick: Option<oneshot::Receiver<Kick>>,
-    wake: Arc<Notify>,
+    /// Wakes it for deliveries; says when it must end.
+    signal: Arc<Signal>,
     keep_alive: u16,
     /// Boxed: most clients have none, and a will is several hundred bytes.
     will: Option<Box<Will>>,
     /// Largest in-flight window toward the client: its Receive Maximum and our limit.
     window: usize,
     client_max_packet: usize,
-    topic_aliases: HashMap<u16, TopicName>,
+    /// Boxed when first used: most clients use no topic aliases.
+    topic_aliases: Option<Box<HashMap<u16, TopicName>>>,
     /// MQTT 5 Request Problem Information: whether reason strings may go in acks.
     problem_info: bool,
     /// The connection ended in the middle of a write (the client stopped reading): the stream
@@ -345,8 +369,9 @@ struct Conn {
     /// Subscribers whose queues this connection's publishes filled past the high watermark; it
     /// reads nothing more until they drain (or [`MAX_PAUSE`] passes).
     congested: Vec<Arc<Session>>,
-    /// Its policies, when the broker authorizes; `None` is full access.
-    authz: Option<Authz>,
+    /// Its policies, when the broker authorizes; `None` is full access. Boxed: an anonymous
+    /// client with full access, which has none, does not carry its room.
+    authz: Option<Box<Authz>>,
     /// Its certificate's id, for the rules' `principal()`.
     principal: Option<Arc<str>>,
     lifecycle: LifecycleIds,
@@ -362,98 +387,74 @@ impl Conn {
     async fn run(
         &mut self,
         transport: &mut Transport,
-        mut rbuf: BytesMut,
-        mut wbuf: BytesMut,
+        rbuf: &mut BytesMut,
+        wbuf: &mut BytesMut,
     ) -> End {
-        let mut shutdown = self.broker.shutdown.subscribe();
-        let Some(mut kick) = self.kick.take() else {
-            return End::violation(
-                ReasonCode::UNSPECIFIED_ERROR,
-                "connection without a session slot",
-            );
-        };
+        // Shutdown kicks attached connections; one that attached as it began is told here.
+        if *self.broker.shutdown.borrow() {
+            return End::Kicked(Kick::ShuttingDown);
+        }
+        // What the loop waits for is made once and lives across its turns: waits made on each
+        // turn would register and unregister a timer and waiters per message. Deliveries, kicks
+        // and shutdown all arrive through the one `signal`. The rare waits (a stalled write,
+        // congested subscribers, the goodbye) are boxed, so an idle connection's task holds none.
+        let signal = self.signal.clone();
+        let woken = signal.notified();
+        tokio::pin!(woken);
         let grant: Option<Arc<Grant>> = self.authz.as_ref().map(|a| a.grant().clone());
+        // Boxed: a connection without a grant (full access) carries none.
+        let mut grant_changed = grant.as_deref().map(|g| Box::pin(g.changed.notified()));
         let idle_limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
         let keep_alive = self.keep_alive > 0;
         let mut last_rx = Instant::now();
+        // Moved only when it fires: a read just notes its time in `last_rx`.
+        let silence = tokio::time::sleep_until(last_rx + idle_limit);
+        tokio::pin!(silence);
         loop {
-            loop {
-                match decode(&mut rbuf, self.protocol, self.broker.config.max_packet_size) {
-                    Ok(Some(packet)) => {
-                        if let Some(end) = self.handle(packet, &mut wbuf) {
-                            if !wbuf.is_empty() {
-                                let _ =
-                                    tokio::time::timeout(GOODBYE, transport.write(&mut wbuf)).await;
-                            }
-                            return end;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return End::violation(e.reason_code(), e.to_string()),
-                }
+            // Checked on every turn: a steady stream of packets must not hide a kick.
+            if let Some(k) = signal.kicked() {
+                return End::Kicked(k);
             }
-            let more = self.pump(&mut wbuf);
+            if let Some(end) = self.handle_received(rbuf, wbuf) {
+                if !wbuf.is_empty() {
+                    let last_words = tokio::time::timeout(GOODBYE, transport.write(wbuf));
+                    let _ = Box::pin(last_words).await;
+                }
+                return end;
+            }
+            let more = self.pump(wbuf);
             if !wbuf.is_empty() {
                 let n = wbuf.len();
-                // A client that stops reading must not pin this task in a write: a takeover,
-                // shutdown or a write stalled for a whole keep-alive allowance still ends it.
-                let stalled = Instant::now() + idle_limit;
-                let interrupted = tokio::select! {
-                    r = transport.write(&mut wbuf) => match r {
-                        Ok(()) => None,
-                        Err(e) => return End::Io(e),
-                    },
-                    k = &mut kick => Some(End::Kicked(k.unwrap_or(Kick::SessionRemoved))),
-                    _ = shutdown.changed() => Some(End::ShuttingDown),
-                    _ = tokio::time::sleep_until(stalled), if keep_alive => Some(End::KeepAlive),
-                };
-                if let Some(end) = interrupted {
-                    self.write_interrupted = true;
-                    return end;
+                match transport.write_now(wbuf).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let stall = keep_alive.then_some(idle_limit);
+                        match Box::pin(finish_write(transport, wbuf, &signal, stall)).await {
+                            Ok(()) => {}
+                            Err(WriteEnd::Failed(e)) => return End::Io(e),
+                            Err(WriteEnd::Interrupted(end)) => {
+                                self.write_interrupted = true;
+                                return end;
+                            }
+                        }
+                    }
+                    Err(e) => return End::Io(e),
                 }
                 self.broker.metrics.bytes_out.increment(n as u64);
             }
-            if *shutdown.borrow() {
-                return End::ShuttingDown;
-            }
             if !self.congested.is_empty() {
-                let deadline = Instant::now() + MAX_PAUSE;
-                while let Some(sub) = self.congested.pop() {
-                    if Arc::ptr_eq(&sub, &self.session) {
-                        continue; // our own queue drains only when this task runs
-                    }
-                    let max_queued = self.broker.config.max_queued_messages;
-                    loop {
-                        let drained = sub.drained.notified();
-                        tokio::pin!(drained);
-                        drained.as_mut().enable();
-                        if sub.is_drained(max_queued) {
-                            break;
-                        }
-                        tokio::select! {
-                            _ = drained => {}
-                            _ = tokio::time::sleep_until(deadline) => {
-                                tracing::debug!(client_id = %sub.client_id, "subscriber is not draining; publishers go on without it");
-                                sub.stalled.store(true, std::sync::atomic::Ordering::Relaxed);
-                                break;
-                            }
-                            k = &mut kick => return End::Kicked(k.unwrap_or(Kick::SessionRemoved)),
-                            _ = shutdown.changed() => return End::ShuttingDown,
-                        }
-                    }
+                if let Some(end) = Box::pin(self.wait_for_subscribers(&signal)).await {
+                    return end;
                 }
-                self.congested.clear();
                 // The pause was ours, not the client's silence: its keep-alive clock restarts.
                 last_rx = Instant::now();
                 continue;
             }
-            // Biased, so that a steady stream of deliveries (`more`, `notified`) never starves
+            // Biased, so that a steady stream of deliveries (`more`, `woken`) never starves
             // reading the client's packets or the keep-alive check.
             tokio::select! {
                 biased;
-                k = &mut kick => return End::Kicked(k.unwrap_or(Kick::SessionRemoved)),
-                _ = shutdown.changed() => return End::ShuttingDown,
-                r = transport.read_or_release(&mut rbuf, &mut wbuf, READ_CAPACITY) => match r {
+                r = transport.read_or_release(rbuf, wbuf, READ_CAPACITY, !more) => match r {
                     Ok(0) => return End::PeerClosed,
                     Ok(n) => {
                         self.broker.metrics.bytes_in.increment(n as u64);
@@ -461,9 +462,22 @@ impl Conn {
                     }
                     Err(e) => return End::Io(e),
                 },
-                _ = tokio::time::sleep_until(last_rx + idle_limit), if keep_alive => return End::KeepAlive,
-                _ = self.wake.notified() => {}
-                _ = grant_changed(grant.as_deref()) => {
+                () = &mut silence, if keep_alive => {
+                    let due = last_rx + idle_limit;
+                    if Instant::now() >= due {
+                        return End::KeepAlive;
+                    }
+                    silence.as_mut().reset(due);
+                }
+                () = &mut woken => {
+                    if let Some(k) = signal.kicked() {
+                        return End::Kicked(k);
+                    }
+                    woken.set(signal.notified());
+                }
+                () = grant_change(&mut grant_changed) => {
+                    // Waiting again before reading the grant: a change from now on is not missed.
+                    grant_changed = grant.as_deref().map(|g| Box::pin(g.changed.notified()));
                     if let Some(end) = self.on_grant_changed() {
                         return end;
                     }
@@ -471,6 +485,53 @@ impl Conn {
                 _ = std::future::ready(()), if more => {}
             }
         }
+    }
+
+    /// Handles every whole packet in `rbuf`, appending replies to `wbuf`; `Some` when the
+    /// connection ends. (Not inline in `run`: a decoded packet is large, and no packet is held
+    /// while the connection waits.)
+    fn handle_received(&mut self, rbuf: &mut BytesMut, wbuf: &mut BytesMut) -> Option<End> {
+        loop {
+            match decode(rbuf, self.protocol, self.broker.config.max_packet_size) {
+                Ok(Some(packet)) => {
+                    if let Some(end) = self.handle(packet, wbuf) {
+                        return Some(end);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(End::violation(e.reason_code(), e.to_string())),
+            }
+        }
+    }
+
+    /// Waits until the subscribers this connection's publishes congested have drained (or
+    /// [`MAX_PAUSE`] passes); `Some` when the connection must end meanwhile.
+    async fn wait_for_subscribers(&mut self, signal: &Signal) -> Option<End> {
+        let deadline = Instant::now() + MAX_PAUSE;
+        while let Some(sub) = self.congested.pop() {
+            if Arc::ptr_eq(&sub, &self.session) {
+                continue; // our own queue drains only when this task runs
+            }
+            let max_queued = self.broker.config.max_queued_messages;
+            loop {
+                let drained = sub.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if sub.is_drained(max_queued) {
+                    break;
+                }
+                tokio::select! {
+                    _ = drained => {}
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::debug!(client_id = %sub.client_id, "subscriber is not draining; publishers go on without it");
+                        sub.stalled.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                    k = signal.wait_kicked() => return Some(End::Kicked(k)),
+                }
+            }
+        }
+        None
     }
 
     /// Sends an MQTT 5 client the DISCONNECT `end` calls for and closes the stream, each step
@@ -495,7 +556,7 @@ impl Conn {
     fn lifecycle_event(&self) -> events::Lifecycle<'_> {
         events::Lifecycle {
             client_id: &self.client_id,
-            session_identifier: &self.lifecycle.session_identifier,
+            session_identifier: self.lifecycle.session_identifier,
             principal: &self.lifecycle.principal,
             version: self.lifecycle.version,
         }
@@ -580,10 +641,34 @@ impl Conn {
     }
 }
 
+/// How a write that had to wait ended, when not with everything written.
+enum WriteEnd {
+    Failed(io::Error),
+    /// The connection ends in the middle of the write.
+    Interrupted(End),
+}
+
+/// Writes the rest of `wbuf` once the socket takes it. A client that stops reading must not pin
+/// its task in a write: a kick (takeover, shutdown) or a write stalled for `stall` (a whole
+/// keep-alive allowance) ends the connection.
+async fn finish_write(
+    transport: &mut Transport,
+    wbuf: &mut BytesMut,
+    signal: &Signal,
+    stall: Option<Duration>,
+) -> Result<(), WriteEnd> {
+    let stalled = Instant::now() + stall.unwrap_or_default();
+    tokio::select! {
+        r = transport.write(wbuf) => r.map_err(WriteEnd::Failed),
+        k = signal.wait_kicked() => Err(WriteEnd::Interrupted(End::Kicked(k))),
+        _ = tokio::time::sleep_until(stalled), if stall.is_some() => Err(WriteEnd::Interrupted(End::KeepAlive)),
+    }
+}
+
 /// Completes when the grant changes; never without one.
-async fn grant_changed(grant: Option<&Grant>) {
-    match grant {
-        Some(g) => g.changed.notified().await,
+async fn grant_change(changed: &mut Option<Pin<Box<Notified<'_>>>>) {
+    match changed {
+        Some(n) => n.as_mut().await,
         None => std::future::pending().await,
     }
 }

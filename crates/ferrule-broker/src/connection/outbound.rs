@@ -74,6 +74,14 @@ impl Conn {
         {
             return false;
         }
+        // An idle connection gave its write buffer back; size the new one for what is queued
+        // (up to a chunk) rather than letting it grow by doubling, a copy each time.
+        if wbuf.capacity() == 0
+            && let Some(front) = st.queue.front()
+        {
+            let each = front.msg.topic.as_str().len() + front.msg.payload.len() + 16;
+            wbuf.reserve(each.saturating_mul(st.queue.len()).min(WRITE_CHUNK));
+        }
         let now = now_ms();
         let low = low_watermark(self.broker.config.max_queued_messages);
         let paused_publishers = st.queue.len() > low;
