@@ -296,7 +296,7 @@ quiesce() {
         (((b - a) * 100 < CLK_TCK)) && break  # under 10 ms of CPU in 0.5 s
         waited=$((waited + 1))
     done
-    ((waited == 0)) || log "  waited $((waited / 2)) s for pid $pid to go idle before the run"
+    ((waited == 0)) || log "  waited $((waited / 2)).$((waited % 2 * 5)) s for pid $pid to go idle before the run"
 }
 
 # bench BROKER ROW SCENARIO ARGS...: one ferrule-bench run on BENCH_CPU; prints its JSON with
