@@ -39,6 +39,11 @@ pub(crate) async fn open(path: &Path) -> Result<Pools, StoreError> {
         source,
     };
 
+    // One opening at a time in this process: the broker store and the registry open the same
+    // new file together, and switching a file to WAL while another connection is doing the
+    // same can fail at once with "database is locked", whatever the busy timeout.
+    static ONE_OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = ONE_OPENING.lock().await;
     // WAL is a property of the file, so setting it on the writer is enough for readers.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
@@ -53,6 +58,7 @@ pub(crate) async fn open(path: &Path) -> Result<Pools, StoreError> {
         .await
         .map_err(open_error)?;
     migrate(&write, path).await?;
+    drop(turn);
 
     let read = SqlitePoolOptions::new()
         .max_connections(READ_CONNECTIONS)
