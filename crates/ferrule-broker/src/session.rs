@@ -111,7 +111,11 @@ pub(crate) enum Kick {
 /// wake-up meant for its successor.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
+    /// Deliveries and kicks: what the packet loop waits on.
     notify: Notify,
+    /// Kicks only, for the waits outside the loop (a write, congested subscribers): were they to
+    /// wait on `notify`, they could take a delivery's wake-up from the loop.
+    kicked: Notify,
     /// 0 until kicked, then 1 + the `Kick` (the first kick wins).
     kick: AtomicU8,
 }
@@ -128,9 +132,9 @@ impl Signal {
         let _ = self
             .kick
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        // Every waiter: the connection may be waiting in more than one place (its packet loop's
-        // wait is registered while a write waits).
+        // Every waiter of both: the packet loop's wait stays registered while a write waits.
         self.notify.notify_waiters();
+        self.kicked.notify_waiters();
     }
 
     pub(crate) fn kicked(&self) -> Option<Kick> {
@@ -150,7 +154,7 @@ impl Signal {
     /// Completes when the connection is kicked.
     pub(crate) async fn wait_kicked(&self) -> Kick {
         loop {
-            let notified = self.notify.notified();
+            let notified = self.kicked.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(k) = self.kicked() {

@@ -426,7 +426,7 @@ impl Conn {
                 }
                 return end;
             }
-            let mut more = self.pump(wbuf);
+            let more = self.pump(wbuf);
             if !wbuf.is_empty() {
                 let n = wbuf.len();
                 match transport.write_now(wbuf).await {
@@ -434,9 +434,7 @@ impl Conn {
                     Ok(false) => {
                         let stall = keep_alive.then_some(idle_limit);
                         match Box::pin(finish_write(transport, wbuf, &signal, stall)).await {
-                            // Its wait for a kick may have taken the wake-up of deliveries queued
-                            // meanwhile: look at the queue again before sleeping.
-                            Ok(()) => more = true,
+                            Ok(()) => {}
                             Err(WriteEnd::Failed(e)) => return End::Io(e),
                             Err(WriteEnd::Interrupted(end)) => {
                                 self.write_interrupted = true;

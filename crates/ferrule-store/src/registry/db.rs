@@ -155,17 +155,26 @@ impl Db {
             Pools::Sqlite { write, .. } => write.begin_with(BEGIN_WRITE).await.map(TxInner::Sqlite),
             Pools::Postgres(pool) => pool.begin().await.map(TxInner::Postgres),
         };
-        let mut tx = Tx {
-            inner: inner.map_err(|source| self.query_error(&operation, source))?,
-            db: self,
-            operation,
-            changes: Vec::new(),
-        };
+        let mut tx = self.begun(operation, inner)?;
         if let TxInner::Postgres(_) = tx.inner {
             tx.execute(sql!("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK_KEY))
                 .await?;
         }
         Ok(tx)
+    }
+
+    /// The [`Tx`] for `operation` on a connection just taken (or the error naming it).
+    fn begun(
+        &self,
+        operation: String,
+        inner: Result<TxInner, sqlx::Error>,
+    ) -> Result<Tx<'_>, RegistryError> {
+        Ok(Tx {
+            inner: inner.map_err(|source| self.query_error(&operation, source))?,
+            db: self,
+            operation,
+            changes: Vec::new(),
+        })
     }
 
     /// Starts a read-only transaction for `operation`: one consistent snapshot.
@@ -178,12 +187,7 @@ impl Db {
                 .await
                 .map(TxInner::Postgres),
         };
-        Ok(Tx {
-            inner: inner.map_err(|source| self.query_error(&operation, source))?,
-            db: self,
-            operation,
-            changes: Vec::new(),
-        })
+        self.begun(operation, inner)
     }
 
     /// A connection for `operation`, a read of **one statement**: a statement sees one
@@ -199,12 +203,7 @@ impl Db {
             Pools::Sqlite { read, .. } => read.acquire().await.map(TxInner::SqliteAutocommit),
             Pools::Postgres(pool) => pool.acquire().await.map(TxInner::PostgresAutocommit),
         };
-        Ok(Tx {
-            inner: inner.map_err(|source| self.query_error(&operation, source))?,
-            db: self,
-            operation,
-            changes: Vec::new(),
-        })
+        self.begun(operation, inner)
     }
 
     fn query_error(&self, operation: &str, source: sqlx::Error) -> RegistryError {
